@@ -1,0 +1,38 @@
+# `make demo` and `make test` each create .venv when missing and install everything pinned.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_DB ?= demo-ledger.db
+
+.PHONY: install demo test test-fast lint typecheck bench clean
+
+$(STAMP): pyproject.toml $(wildcard package-lock.json)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import eventsourcing, sqlalchemy, psycopg, ccxt, web3, hypothesis, typer, rich, msgspec"
+	@if [ -f package-lock.json ]; then npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; fi
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/ledger demo --db $(DEMO_DB)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check aggregates projections executors replays ledger tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -1,0 +1,302 @@
+"""The Ledger application: the one write API over the event store (SQLite or PostgreSQL).
+
+It chains every event to its stream predecessor, saves several aggregates atomically, snapshots
+long streams, checkpoints stream heads into the active Session, and turns library errors into
+domain errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.cipher import AESCipher
+from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+
+import aggregates  # noqa: F401  (registers the explicit topics before anything is read)
+from aggregates.errors import ConcurrencyError, LedgerError, StoreError
+from aggregates.ids import session_id, venue_ledger_id
+from aggregates.session import Session
+from aggregates.venue import VenueLedger
+from ledger.codec import GENESIS, ChainedMapper, link_global, split_state
+from ledger.stores import StoreURL, check_postgres, check_sqlite, environment, parse_url
+
+Row = tuple[int, str, int, str, bytes]
+Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
+CHECKPOINT_TOPIC = Session.Checkpointed.TOPIC
+CIPHER_ENV = "LEDGER_CIPHER_KEY"
+
+
+class Ledger(Application[UUID]):
+    """Append-only, hash-chained event ledger of VenueLedger and Session aggregates."""
+
+    name = "Ledger"
+
+    def __init__(
+        self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 500,
+        checkpoint_every: int = 10_000,
+    ) -> None:
+        self.url = url
+        self.snapshot_every = snapshot_every
+        self.checkpoint_every = checkpoint_every
+        self._heads: dict[UUID, tuple[int, str]] = {}
+        self._listeners: list[Listener] = []
+        self._lock = threading.RLock()
+        self.session: Session | None = None
+        self._since_checkpoint = 0
+        try:
+            super().__init__(env=env)
+        except PersistenceError as e:
+            raise StoreError(f"cannot open {url.redacted}: {_first_line(e)}") from None
+        self._cp_to, self._cp_chain = self._last_checkpoint()
+
+    # ---- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, url: str | os.PathLike[str] = "sqlite:///ledger.db", *, create: bool = False,
+        synchronous: str = "FULL", snapshot_every: int = 500, checkpoint_every: int = 10_000,
+    ) -> Ledger:
+        """Open a ledger; with `create=False` a missing or foreign database is a StoreError."""
+        parsed = parse_url(url)
+        if parsed.kind == "sqlite":
+            check_sqlite(parsed.path, create=create)
+        elif parsed.kind == "postgresql":
+            check_postgres(parsed, create=create)
+        env = environment(parsed, create=create or parsed.kind == "memory", synchronous=synchronous)
+        key = os.environ.get(CIPHER_ENV)
+        if key:
+            env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=key)
+        return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every)
+
+    def construct_mapper(self) -> ChainedMapper:  # type: ignore[override]
+        cipher = None
+        if self.env.get("CIPHER_KEY"):
+            try:
+                cipher = AESCipher(self.env)
+            except Exception as e:
+                raise StoreError(f"{CIPHER_ENV} is not a valid AES key: {_first_line(e)}") from None
+        return ChainedMapper(cipher=cipher)
+
+    @property
+    def codec(self) -> ChainedMapper:
+        return self.mapper  # type: ignore[return-value]
+
+    # ---- the write API -------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` with (notification id, event) pairs after every successful save."""
+        self._listeners.append(listener)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:  # type: ignore[override]
+        """Save the pending events of all given aggregates in one transaction."""
+        processing = ProcessingEvent[UUID]()
+        processing.collect_events(*objs, **kwargs)
+        events = processing.events
+        if not events:
+            return []
+        with self._lock:
+            stored, pending = self._chain(events)
+            try:
+                ids = self.recorder.insert_events(stored, tracking=processing.tracking)
+            except IntegrityError as e:
+                if not self._already_stored(stored):
+                    raise ConcurrencyError(self._conflict_message(stored, e)) from None
+                ids = None
+            except PersistenceError as e:
+                raise StoreError(f"cannot write to {self.url.redacted}: {_first_line(e)}") from None
+            self._heads.update(pending)
+            self._since_checkpoint += len(events)
+        self._snapshot(processing)
+        pairs = list(zip(ids or [None] * len(events), events, strict=True))
+        for listener in self._listeners:
+            listener(pairs)
+        if self.session is not None and self._since_checkpoint >= self.checkpoint_every:
+            self.checkpoint(events[-1].ts_event)
+        return pairs
+
+    def _chain(self, events: Sequence[Any]) -> tuple[list[StoredEvent], dict[UUID, tuple[int, str]]]:
+        stored: list[StoredEvent] = []
+        pending: dict[UUID, tuple[int, str]] = {}
+        encode = self.codec.encode_chained
+        for event in events:
+            stream, version = event.originator_id, event.originator_version
+            head = pending.get(stream) or self._heads.get(stream)
+            prev = head[1] if head and head[0] == version - 1 else self._digest_at(stream, version - 1)
+            row, digest = encode(event, prev)
+            stored.append(row)
+            pending[stream] = (version, digest)
+        return stored, pending
+
+    def _digest_at(self, stream: UUID, version: int) -> str:
+        if version < 1:
+            return GENESIS
+        rows = self.recorder.select_events(stream, gt=version - 1, lte=version)
+        if not rows:
+            raise ConcurrencyError(f"stream {stream} has no version {version}; reload and retry")
+        return split_state(self.codec.plaintext(rows[0].state))[1]
+
+    def _already_stored(self, stored: list[StoredEvent]) -> bool:
+        """A retried commit may have succeeded the first time: identical rows mean success."""
+        for s in stored:
+            rows = self.recorder.select_events(
+                s.originator_id, gt=s.originator_version - 1, lte=s.originator_version)
+            if not rows or rows[0].state != s.state or rows[0].topic != s.topic:
+                return False
+        return True
+
+    def _conflict_message(self, stored: list[StoredEvent], error: Exception) -> str:
+        first = stored[0]
+        return (f"another writer appended to stream {first.originator_id} first "
+                f"(version {first.originator_version} is taken); reload the venue and retry")
+
+    def _snapshot(self, processing: ProcessingEvent[UUID]) -> None:
+        if self.snapshots is None or self.snapshot_every <= 0:
+            return
+        every = self.snapshot_every
+        for aggregate in processing.aggregates.values():
+            crossed = any(e.originator_version % every == 0 for e in processing.events
+                          if e.originator_id == aggregate.id)
+            if crossed and hasattr(aggregate, "snapshot_state"):
+                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+
+    # ---- aggregates ----------------------------------------------------------------------------
+
+    def venue(self, account: str, venue: str, venue_type: str = "cex",
+              ts: datetime | None = None) -> VenueLedger:
+        """The account's ledger at `venue`, opened (unsaved) on first use when `ts` is given."""
+        try:
+            return self.get_venue(account, venue)
+        except LedgerError:
+            if ts is None:
+                raise
+            return VenueLedger.open(account, venue, venue_type, ts)
+
+    def get_venue(self, account: str, venue: str) -> VenueLedger:
+        return self._get(venue_ledger_id(account, venue), f"no ledger for {account} at {venue}")
+
+    def get_session(self, session_key: str) -> Session:
+        return self._get(session_id(session_key), f"no session {session_key!r}")
+
+    def _get(self, aggregate_id: UUID, missing: str) -> Any:
+        from eventsourcing.application import AggregateNotFoundError
+
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise LedgerError(missing) from None
+
+    # ---- sessions and checkpoints --------------------------------------------------------------
+
+    def start_session(self, session: Session) -> Session:
+        self.save(session)
+        self.session = session
+        return session
+
+    def end_session(self, reason: str, ts: datetime) -> None:
+        """Checkpoint every stream head, then end the active session."""
+        if self.session is None:
+            return
+        self.checkpoint(ts)
+        self.session.record_end(reason, ts)
+        self.save(self.session)
+        self.session = None
+
+    def checkpoint(self, ts: datetime) -> None:
+        """Anchor the heads of all streams written since the last checkpoint into the session."""
+        session = self.session
+        if session is None:
+            raise LedgerError("checkpoint needs an active session (start_session first)")
+        with self._lock:
+            stop = self.recorder.max_notification_id() or 0
+            count, heads, chain = 0, {}, self._cp_chain
+            for nid, stream, version, _topic, state in self.iter_rows(self._cp_to, stop):
+                digest = split_state(self.codec.plaintext(state))[1]
+                chain = link_global(chain, digest)
+                heads[stream] = (stream, version, digest)
+                count += 1
+            session.record_checkpoint(
+                sorted(heads.values()), count, stop, chain, ts,
+            )
+            previous = (self._cp_to, self._cp_chain)
+            self._cp_to, self._cp_chain, self._since_checkpoint = stop, chain, 0
+        active, self.session = self.session, None
+        try:
+            self.save(session)
+        except LedgerError:
+            self._cp_to, self._cp_chain = previous
+            raise
+        finally:
+            self.session = active
+
+    def _last_checkpoint(self) -> tuple[int, str]:
+        nid = self._last_of_topic(CHECKPOINT_TOPIC)
+        if nid is None:
+            return 0, GENESIS
+        for row in self.iter_rows(nid - 1, nid):
+            event = self.decode_row(row)
+            return int(event.notification_id), str(event.chain)
+        return 0, GENESIS
+
+    def _last_of_topic(self, topic: str) -> int | None:
+        finder = getattr(self.recorder, "last_of_topic", None)
+        if finder is not None:
+            return finder(topic)  # type: ignore[no-any-return]
+        from psycopg.sql import SQL, Identifier
+
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        statement = SQL("SELECT MAX(notification_id) AS n FROM {}.{} WHERE topic=%s").format(
+            Identifier(datastore.schema), Identifier(self.recorder.events_table_name))  # type: ignore[attr-defined]
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (topic,))
+            value = curs.fetchone()["n"]
+        return int(value) if value is not None else None
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def iter_rows(self, after: int = 0, stop: int | None = None, batch: int = 20_000) -> Iterator[Row]:
+        """Stored rows in notification order after `after` up to `stop` (raw, still encrypted)."""
+        fast = getattr(self.recorder, "iter_rows", None)
+        if fast is not None:
+            yield from fast(after, stop, batch)
+            return
+        while True:
+            rows = self.recorder.select_notifications(
+                after, batch, stop=stop, inclusive_of_start=False)
+            if not rows:
+                return
+            for n in rows:
+                oid = n.originator_id.hex if isinstance(n.originator_id, UUID) else str(n.originator_id)
+                yield n.id, oid, n.originator_version, n.topic, n.state
+            after = rows[-1].id
+
+    def decode_row(self, row: Row) -> Any:
+        from eventsourcing.utils import resolve_topic
+
+        nid, stream, version, topic, state = row
+        return self.codec.build(resolve_topic(topic), self.codec.plaintext(state), stream, version)
+
+    def iter_events(self, after: int = 0, stop: int | None = None) -> Iterator[tuple[int, Any]]:
+        for row in self.iter_rows(after, stop):
+            yield row[0], self.decode_row(row)
+
+    def max_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def stored_digest(self, state: bytes) -> str:
+        return split_state(self.codec.plaintext(state))[1]
+
+
+def config_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,63 @@
+"""Marks and valuation: which price key means what (SPEC §12.4), and each asset's underlying."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+STABLE = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI"})
+# Wrapped and staked forms count as their underlying (SPEC §4 exposure, §12.15 counted once).
+UNDERLYING = {
+    "WETH": "ETH", "STETH": "ETH", "WSTETH": "ETH", "WEETH": "ETH", "EZETH": "ETH", "RETH": "ETH",
+    "SETH": "ETH", "LSTETH": "ETH", "WBTC": "BTC",
+}
+ONE = Decimal(1)
+
+
+def underlying(asset: str) -> str:
+    upper = asset.upper()
+    if upper in STABLE:
+        return "USD"
+    return UNDERLYING.get(upper, upper)
+
+
+def mark_keys(key: str, value: Decimal) -> list[tuple[str, Decimal]]:
+    """Translate one market-data key into mark entries: `px:ASSET` in USD, `perp:VENUE:BASE`,
+    `spot:VENUE:BASE`, and `rate:ASSET` (units of underlying per token)."""
+    if key.endswith("_rate") and key.count("_") >= 2:
+        token = key[: key.index("_")].upper()
+        return [(f"rate:{token}", value)]
+    if not key.endswith("_price"):
+        return []
+    parts = key[:-6].split("_")
+    if len(parts) == 2 and parts[1] == "usd":
+        return [(f"px:{parts[0].upper()}", value)]
+    if len(parts) == 2 and parts[1] in ("spot", "perp"):
+        return [(f"{parts[1]}:{parts[0]}:ETH", value)]
+    if len(parts) == 3 and parts[2] in ("spot", "perp"):
+        return [(f"{parts[2]}:{parts[0]}:{parts[1].upper()}", value)]
+    return []
+
+
+def usd_price(marks: dict[str, Decimal], asset: str) -> Decimal | None:
+    """USD price of one unit of `asset`, through its underlying and rate when needed."""
+    upper = asset.upper()
+    direct = marks.get(f"px:{upper}")
+    if direct is not None:
+        return direct
+    base = underlying(upper)
+    if base == "USD":
+        return ONE
+    price = marks.get(f"px:{base}")
+    if price is None:
+        return None
+    return price * marks.get(f"rate:{upper}", ONE)
+
+
+def instrument_mark(marks: dict[str, Decimal], venue: str, base: str, market_type: str) -> Decimal | None:
+    kind = "perp" if market_type == "perp" else "spot"
+    price = marks.get(f"{kind}:{venue}:{base}")
+    return price if price is not None else marks.get(f"px:{base}")
+
+
+def rate(marks: dict[str, Decimal], asset: str) -> Decimal:
+    return marks.get(f"rate:{asset.upper()}", ONE)

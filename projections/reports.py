@@ -1,0 +1,181 @@
+"""Derived views over the folded state: balances, positions, exposure, risk and P&L by line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from aggregates.values import MONEY, parse_instrument
+from projections.prices import instrument_mark, rate, underlying, usd_price
+from projections.state import ZERO, LedgerState
+
+# AAVE v3 Ethereum liquidation thresholds (the seed's risk parameters use the same figures).
+LIQUIDATION_THRESHOLDS = {
+    "WETH": Decimal("0.83"), "ETH": Decimal("0.83"), "WSTETH": Decimal("0.81"),
+    "WEETH": Decimal("0.78"), "STETH": Decimal("0.81"), "USDT": Decimal("0.78"),
+    "USDC": Decimal("0.78"), "WBTC": Decimal("0.78"),
+}
+
+
+@dataclass(frozen=True)
+class RiskParameters:
+    """Limits and venue parameters the risk view checks against."""
+
+    liquidation_thresholds: dict[str, Decimal] = field(default_factory=lambda: dict(LIQUIDATION_THRESHOLDS))
+    initial_margin: Decimal = Decimal("0.1")
+    maintenance_margin: Decimal = Decimal("0.005")
+    exposure_limits: dict[str, Decimal] = field(default_factory=dict)
+    min_health_factor: Decimal = Decimal("1.1")
+
+
+def balances(state: LedgerState, venue: str | None = None) -> dict[str, Decimal]:
+    """Held amount per asset, summed over venues and wallets (SPEC §12.12), funds in transit excluded."""
+    totals: dict[str, Decimal] = {}
+    for (v, _wallet, asset), amount in sorted(state.balances.items()):
+        if venue is None or v == venue:
+            totals[asset] = totals.get(asset, ZERO) + amount
+    return {k: v for k, v in totals.items() if v}
+
+
+def in_transit(state: LedgerState) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for t in sorted(state.transit.values(), key=lambda t: (t.from_venue, t.asset)):
+        totals[t.asset] = totals.get(t.asset, ZERO) + t.amount
+    return totals
+
+
+def position(state: LedgerState, instrument: str, venue: str | None = None) -> Decimal:
+    """Signed quantity in `instrument`, netted over venues unless one is named."""
+    canonical = parse_instrument(instrument).symbol
+    return sum(
+        (p.quantity for (v, sym), p in state.positions.items()
+         if parse_instrument(sym).symbol == canonical and (venue is None or v == venue)),
+        ZERO,
+    )
+
+
+def unrealised(state: LedgerState, perp_only: bool = False) -> Decimal:
+    total = ZERO
+    for (venue, instrument), p in sorted(state.positions.items()):
+        if not p.quantity or (perp_only and p.market_type != "perp"):
+            continue
+        base = parse_instrument(instrument).base
+        mark = instrument_mark(state.marks, venue, base, p.market_type)
+        if mark is not None:
+            total += MONEY.multiply(p.quantity, mark - p.avg_entry)
+    return total
+
+
+def _value(state: LedgerState, asset: str, amount: Decimal) -> Decimal:
+    price = usd_price(state.marks, asset)
+    return MONEY.multiply(amount, price) if price is not None else ZERO
+
+
+def equity(state: LedgerState) -> Decimal:
+    """USD value of everything held, lent and in transit, minus debt, plus perp unrealised P&L."""
+    total = ZERO
+    for (_v, _w, asset), amount in sorted(state.balances.items()):
+        if amount:
+            total += _value(state, asset, amount)
+    for (_v, asset), amount in sorted(state.supplied.items()):
+        total += _value(state, asset, amount)
+    for (_v, asset), amount in sorted(state.borrowed.items()):
+        total -= _value(state, asset, amount)
+    for t in state.transit.values():
+        total += _value(state, t.asset, t.amount)
+    return total + unrealised(state, perp_only=True)
+
+
+def exposure(state: LedgerState) -> dict[str, Decimal]:
+    """Net exposure per underlying, each unit counted once (SPEC §4, §12.15)."""
+    out: dict[str, Decimal] = {}
+
+    def add(asset: str, amount: Decimal) -> None:
+        key = underlying(asset)
+        out[key] = out.get(key, ZERO) + MONEY.multiply(amount, rate(state.marks, asset))
+
+    for (_v, _w, asset), amount in sorted(state.balances.items()):
+        add(asset, amount)
+    for (_v, asset), amount in sorted(state.supplied.items()):
+        add(asset, amount)
+    for (_v, asset), amount in sorted(state.borrowed.items()):
+        add(asset, -amount)
+    for t in sorted(state.transit.values(), key=lambda t: (t.from_venue, t.asset, t.amount)):
+        add(t.asset, t.amount)
+    for (_v, instrument), p in sorted(state.positions.items()):
+        if p.market_type == "perp" and p.quantity:
+            add(parse_instrument(instrument).base, p.quantity)
+    return {k: v for k, v in sorted(out.items()) if v}
+
+
+def health_factor(state: LedgerState, venue: str, params: RiskParameters) -> Decimal | None:
+    """AAVE health factor at `venue`; None when nothing is borrowed."""
+    debt = sum((_value(state, a, x) for (v, a), x in state.borrowed.items() if v == venue and x), ZERO)
+    if debt <= 0:
+        return None
+    collateral = sum(
+        (_value(state, a, x) * params.liquidation_thresholds.get(a.upper(), ZERO)
+         for (v, a), x in state.supplied.items() if v == venue and x),
+        ZERO,
+    )
+    return MONEY.divide(collateral, debt)
+
+
+def margin_use(state: LedgerState, venue: str, params: RiskParameters) -> Decimal | None:
+    """Initial margin of open perps over the margin wallet's equity at `venue`."""
+    required = ZERO
+    margin_equity = ZERO
+    for (v, instrument), p in sorted(state.positions.items()):
+        if v != venue or p.market_type != "perp" or not p.quantity:
+            continue
+        inst = parse_instrument(instrument)
+        mark = instrument_mark(state.marks, venue, inst.base, "perp") or p.avg_entry
+        required += abs(p.quantity) * mark * params.initial_margin
+        margin_equity += MONEY.multiply(p.quantity, mark - p.avg_entry)
+    if not required:
+        return None
+    for (v, _w, asset), amount in state.balances.items():
+        if v == venue and underlying(asset) == "USD":
+            margin_equity += amount
+    return MONEY.divide(required, margin_equity) if margin_equity > 0 else Decimal("Infinity")
+
+
+def risk(state: LedgerState, params: RiskParameters | None = None) -> dict[str, object]:
+    params = params or RiskParameters()
+    venues = sorted({v for (v, _a) in state.supplied} | {v for (v, _a) in state.borrowed}
+                    | {v for (v, _i) in state.positions})
+    breaches = []
+    expo = exposure(state)
+    for asset, limit in sorted(params.exposure_limits.items()):
+        if abs(expo.get(asset, ZERO)) > limit:
+            breaches.append(f"exposure {asset} {expo.get(asset, ZERO)} > {limit}")
+    hf = {v: health_factor(state, v, params) for v in venues}
+    for v, value in hf.items():
+        if value is not None and value < params.min_health_factor:
+            breaches.append(f"health factor {v} {value:.4f} < {params.min_health_factor}")
+    return {
+        "health_factor": {v: x for v, x in hf.items() if x is not None},
+        "margin_use": {v: x for v in venues if (x := margin_use(state, v, params)) is not None},
+        "breaches": breaches,
+    }
+
+
+PNL_LINES = ("realised", "unrealised", "fees", "funding", "gas", "interest", "rewards")
+
+
+def pnl(state: LedgerState) -> dict[str, Decimal]:
+    """P&L by line in USD (each valued at its event time; unrealised at the latest marks)."""
+    lines = {line: state.pnl_usd.get(line, ZERO) for line in PNL_LINES}
+    lines["unrealised"] = unrealised(state)
+    lines["total"] = sum((lines[k] for k in PNL_LINES), ZERO)
+    return lines
+
+
+def positions(state: LedgerState) -> list[dict[str, object]]:
+    rows = []
+    for (venue, instrument), p in sorted(state.positions.items()):
+        if p.quantity or p.realised:
+            rows.append({"venue": venue, "instrument": instrument, "market_type": p.market_type,
+                         "quantity": p.quantity, "avg_entry": p.avg_entry, "realised": p.realised,
+                         "fees": p.fees})
+    return rows
