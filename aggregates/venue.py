@@ -239,12 +239,19 @@ class VenueLedger(Aggregate):
         refunded: Decimal
 
     class BalanceObserved(Event):
+        """v2 added `difference`; v1 rows are upcast by computing it."""
+
         TOPIC = "ledger:VenueLedger.BalanceObserved"
+        class_version = 2
         wallet: str
         asset: str
         observed: Decimal
         ledger: Decimal
         difference: Decimal
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["difference"] = str(Decimal(state["observed"]) - Decimal(state["ledger"]))
 
     # ---- construction and identity -------------------------------------------------------------
 

@@ -280,7 +280,13 @@ class Ledger(Application[UUID]):
         from eventsourcing.utils import resolve_topic
 
         nid, stream, version, topic, state = row
-        return self.codec.build(resolve_topic(topic), self.codec.plaintext(state), stream, version)
+        try:
+            return self.codec.build(resolve_topic(topic), self.codec.plaintext(state), stream, version)
+        except (ValueError, TypeError) as e:
+            raise StoreError(
+                f"cannot decode notification {nid} ({topic}, stream {stream} version {version}): "
+                f"{_first_line(e)} (wrong or missing {CIPHER_ENV}, or not written by this ledger?)"
+            ) from None
 
     def iter_events(self, after: int = 0, stop: int | None = None) -> Iterator[tuple[int, Any]]:
         for row in self.iter_rows(after, stop):

@@ -18,6 +18,7 @@ import msgspec
 from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
+from aggregates.errors import StoreError
 from aggregates.snapshots import LedgerSnapshot
 
 GENESIS = "0" * 64
@@ -118,8 +119,15 @@ class ChainedMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         cls = resolve_topic(stored_event.topic)
-        plain = self.plaintext(stored_event.state)
-        return self.build(cls, plain, stored_event.originator_id, stored_event.originator_version)
+        try:
+            plain = self.plaintext(stored_event.state)
+            return self.build(cls, plain, stored_event.originator_id, stored_event.originator_version)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as e:
+            raise StoreError(
+                f"cannot decode stored event {stored_event.topic} of stream "
+                f"{stored_event.originator_id} version {stored_event.originator_version}: {e} "
+                "(encrypted with a different LEDGER_CIPHER_KEY, or not written by this ledger?)"
+            ) from None
 
     def build(self, cls: type, plain: bytes, originator_id: Any, version: int) -> Any:
         """Construct the domain event of class `cls` from plaintext state, upcasting old versions."""
