@@ -20,13 +20,15 @@ demo: install
 	$(VENV)/bin/ledger demo --db $(DEMO_DB)
 
 test: install
+	$(VENV)/bin/ruff check aggregates projections executors replays ledger
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 lint: install
-	$(VENV)/bin/ruff check aggregates projections executors replays ledger tests bench
+	$(VENV)/bin/ruff check aggregates projections executors replays ledger tests
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -34,7 +34,8 @@ class Session(Aggregate):
         code_version: str
 
     class Checkpointed(Event):
-        """Heads are (stream id, version, chain digest); `chain` runs over all streams in notification order."""
+        """Heads are (stream id, version, chain digest) of the streams written since the last checkpoint;
+        `chain` runs over all streams in notification order."""
 
         TOPIC = "ledger:Session.Checkpointed"
         heads: tuple[tuple[str, int, str], ...]

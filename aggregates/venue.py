@@ -525,7 +525,8 @@ class VenueLedger(Aggregate):
         self, instrument: str, wallet: str, asset: str, rate: Decimal, mark_price: Decimal,
         position: Decimal, amount: Decimal, ts: datetime, now: datetime | None = None,
     ) -> bool:
-        """Funding paid (negative) or received (positive) on the margin asset; once per instrument and time."""
+        """Funding paid (negative) or received (positive) on the margin asset, once per instrument
+        and time."""
         key = f"funding:{instrument}:{ts.isoformat()}"
         if key in self.keys:
             return False

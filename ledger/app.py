@@ -75,11 +75,11 @@ class Ledger(Application[UUID]):
             env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=key)
         return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every)
 
-    def construct_mapper(self) -> ChainedMapper:  # type: ignore[override]
+    def construct_mapper(self) -> ChainedMapper:
         cipher = None
         if self.env.get("CIPHER_KEY"):
             try:
-                cipher = AESCipher(self.env)
+                cipher = AESCipher(self.env)  # type: ignore[arg-type]
             except Exception as e:
                 raise StoreError(f"{CIPHER_ENV} is not a valid AES key: {_first_line(e)}") from None
         return ChainedMapper(cipher=cipher)
@@ -94,7 +94,7 @@ class Ledger(Application[UUID]):
         """Call `listener` with (notification id, event) pairs after every successful save."""
         self._listeners.append(listener)
 
-    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:  # type: ignore[override]
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
         """Save the pending events of all given aggregates in one transaction."""
         processing = ProcessingEvent[UUID]()
         processing.collect_events(*objs, **kwargs)
@@ -114,11 +114,13 @@ class Ledger(Application[UUID]):
             self._heads.update(pending)
             self._since_checkpoint += len(events)
         self._snapshot(processing)
-        pairs = list(zip(ids or [None] * len(events), events, strict=True))
+        numbers: Sequence[int | None] = list(ids) if ids else [None] * len(events)
+        pairs = list(zip(numbers, events, strict=True))
         for listener in self._listeners:
             listener(pairs)
         if self.session is not None and self._since_checkpoint >= self.checkpoint_every:
-            self.checkpoint(events[-1].ts_event)
+            last: Any = events[-1]
+            self.checkpoint(last.ts_event)
         return pairs
 
     def _chain(self, events: Sequence[Any]) -> tuple[list[StoredEvent], dict[UUID, tuple[int, str]]]:
@@ -164,7 +166,7 @@ class Ledger(Application[UUID]):
             crossed = any(e.originator_version % every == 0 for e in processing.events
                           if e.originator_id == aggregate.id)
             if crossed and hasattr(aggregate, "snapshot_state"):
-                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])  # type: ignore[attr-defined]
 
     # ---- aggregates ----------------------------------------------------------------------------
 
@@ -179,10 +181,13 @@ class Ledger(Application[UUID]):
             return VenueLedger.open(account, venue, venue_type, ts)
 
     def get_venue(self, account: str, venue: str) -> VenueLedger:
-        return self._get(venue_ledger_id(account, venue), f"no ledger for {account} at {venue}")
+        venue_ledger: VenueLedger = self._get(venue_ledger_id(account, venue),
+                                              f"no ledger for {account} at {venue}")
+        return venue_ledger
 
     def get_session(self, session_key: str) -> Session:
-        return self._get(session_id(session_key), f"no session {session_key!r}")
+        session: Session = self._get(session_id(session_key), f"no session {session_key!r}")
+        return session
 
     def _get(self, aggregate_id: UUID, missing: str) -> Any:
         from eventsourcing.application import AggregateNotFoundError
@@ -216,7 +221,7 @@ class Ledger(Application[UUID]):
         with self._lock:
             stop = self.recorder.max_notification_id() or 0
             count, heads, chain = 0, {}, self._cp_chain
-            for nid, stream, version, _topic, state in self.iter_rows(self._cp_to, stop):
+            for _nid, stream, version, _topic, state in self.iter_rows(self._cp_to, stop):
                 digest = split_state(self.codec.plaintext(state))[1]
                 chain = link_global(chain, digest)
                 heads[stream] = (stream, version, digest)

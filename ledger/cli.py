@@ -145,7 +145,8 @@ def rebuild(db: DbOption) -> None:
 @audit.command("verify")
 def audit_verify(
     db: DbOption,
-    anchor: Annotated[str | None, typer.Option(help="JSON from `ledger audit anchor` kept elsewhere.")] = None,
+    anchor: Annotated[
+        str | None, typer.Option(help="JSON from `ledger audit anchor` kept elsewhere.")] = None,
 ) -> None:
     """Recompute every digest chain and checkpoint; exit 1 naming the first bad event."""
     from replays.verify import verify_chain

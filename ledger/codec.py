@@ -146,7 +146,7 @@ class ChainedMapper(Mapper[UUID]):
         state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(
             str(originator_id))
         state["originator_version"] = version
-        event = object.__new__(cls)
+        event: Any = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return event
 

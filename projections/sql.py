@@ -225,14 +225,14 @@ class SQLProjection:
     def _write(self, conn: Connection, state: LedgerState) -> None:
         by_table: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for book, key in sorted(state.dirty, key=lambda d: (d[0], repr(d[1]))):
-            table = _TABLE_OF.get(book, book)
-            deletes, inserts = by_table.setdefault(table, ([], []))
+            name = _TABLE_OF.get(book, book)
+            deletes, inserts = by_table.setdefault(name, ([], []))
             deletes.append(_pk_values(book, key))
             row = _row(state, book, key)
             if row is not None:
                 inserts.append(row)
         for table_name, (deletes, inserts) in by_table.items():
-            table = self.tables[table_name]
+            table: Table = self.tables[table_name]
             if deletes:
                 cond = [table.c[k] == _bind(k) for k in deletes[0]]
                 conn.execute(delete(table).where(*cond), [{f"b_{k}": v for k, v in d.items()}
@@ -281,7 +281,8 @@ class SQLProjection:
             for r in conn.execute(select(tb["marks"])):
                 state.marks[r.key] = r.price
             for r in conn.execute(select(tb["tx_effects"])):
-                state.tx_effects[r.tx_hash] = [(a, b, c, d, Decimal(x)) for a, b, c, d, x in json.loads(r.deltas)]
+                state.tx_effects[r.tx_hash] = [
+                    (a, b, c, d, Decimal(x)) for a, b, c, d, x in json.loads(r.deltas)]
             for r in conn.execute(select(tb["observed"])):
                 state.observed[(r.venue, r.wallet, r.asset)] = r.difference
             state.equity = [(r.ts, r.equity) for r in conn.execute(

@@ -74,21 +74,19 @@ def verify_chain(ledger: Any, anchor: dict[str, Any] | None = None, stop_at_firs
             continue
         result.head = link_global(result.head, digest)
         prev_version, prev_digest = heads.get(stream, (0, GENESIS))
-        if version != prev_version + 1:
-            what = "missing" if version > prev_version + 1 else "out of order or duplicated"
-            if fail(nid, stream, version, f"expected version {prev_version + 1} ({what} event)"):
-                return result
+        what = "missing" if version > prev_version + 1 else "out of order or duplicated"
+        if version != prev_version + 1 and fail(
+                nid, stream, version, f"expected version {prev_version + 1} ({what} event)"):
+            return result
         expected = link(prev_digest, topic, UUID(stream), version, payload)
-        if expected != digest:
-            if fail(nid, stream, version, "digest does not match its content and predecessor "
-                                          "(edited, moved or forged row)"):
-                return result
+        if expected != digest and fail(nid, stream, version, "digest does not match its content and "
+                                       "predecessor (edited, moved or forged row)"):
+            return result
         heads[stream] = (version, digest)
         if topic == CHECKPOINT:
             problem = _check_checkpoint(payload, pending, cp_chain, cp_to)
-            if problem:
-                if fail(nid, stream, version, problem):
-                    return result
+            if problem and fail(nid, stream, version, problem):
+                return result
             cp = msgspec.json.decode(payload)
             cp_chain, cp_to = cp["chain"], cp["notification_id"]
             pending = [p for p in pending if p[0] > cp_to]

@@ -71,7 +71,7 @@ def test_foreign_sqlite_database_is_refused_unchanged(tmp_path: Path) -> None:
 def test_unreadable_and_directory_paths_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="is a directory"):
         Ledger.open(tmp_path)
-    with pytest.raises(StoreError, match="directory .* does not exist"):
+    with pytest.raises(StoreError, match=r"directory .* does not exist"):
         Ledger.open(tmp_path / "no" / "such" / "x.db", create=True)
 
 
@@ -198,7 +198,7 @@ def test_log_written_with_an_earlier_event_version_loads_through_its_upcaster(tm
     assert events[-1].difference == D("1.5")
     assert Ledger.open(tmp_path / "old.db").get_venue("main", "binance").version == 3
     assert verify_chain(ledger).ok
-    assert GENESIS != digest
+    assert digest != GENESIS
 
 
 decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None,

@@ -77,7 +77,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def trade(self, venue: str, qty: D, price: D, side: str, duplicate: bool) -> None:
         fee = (qty * price * D("0.001")).quantize(D("0.0001"))
         pay_asset, pay = ("USDT", qty * price + fee) if side == "buy" else ("ETH", qty)
-        if self.held(venue, pay_asset) < pay or (side == "sell" and self.held(venue, "USDT") < -qty * price + fee):
+        short_of_fee = side == "sell" and self.held(venue, "USDT") < -qty * price + fee
+        if self.held(venue, pay_asset) < pay or short_of_fee:
             return
         v, ts = self.venues[venue], self.ts()
         iid = f"i{self.step}"

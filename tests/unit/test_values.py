@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from aggregates import InstructionError
-from aggregates.transitions import INTENTS, FACTS, State, is_allowed
+from aggregates.transitions import FACTS, INTENTS, State, is_allowed
 from aggregates.values import MarketType, parse_instrument, to_decimal, to_utc
 
 
@@ -19,7 +19,7 @@ def test_to_decimal_accepts_int_str_decimal_and_float_through_str(raw: object, e
 
 @pytest.mark.parametrize("raw", [float("nan"), float("inf"), "abc", None, True, "NaN"])
 def test_to_decimal_rejects_naming_the_field(raw: object) -> None:
-    with pytest.raises(InstructionError, match="^price: "):
+    with pytest.raises(InstructionError, match=r"^price: "):
         to_decimal(raw, "price")
 
 
@@ -47,7 +47,7 @@ def test_perp_alias_with_explicit_market_type_and_venue_symbols() -> None:
 
 @pytest.mark.parametrize("bad", ["", "???", "ETH", 42])
 def test_unreadable_instruments_name_the_pair_field(bad: object) -> None:
-    with pytest.raises(InstructionError, match="^pair: "):
+    with pytest.raises(InstructionError, match=r"^pair: "):
         parse_instrument(bad)  # type: ignore[arg-type]
 
 
