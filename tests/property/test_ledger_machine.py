@@ -8,19 +8,29 @@ nothing in the store, and at the end the SQL view and a full rebuild must equal 
 from __future__ import annotations
 
 import tempfile
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from aggregates import IllegalTransitionError, VenueLedger
 from ledger.app import Ledger
 from projections import InMemoryProjection, SQLProjection, fold
 from projections.reports import balances, in_transit
 from replays.verify import verify_chain
+from tests.conftest import PG_DSN
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 VENUES = ("binance", "bybit", "okx")
@@ -29,11 +39,13 @@ prices = st.decimals(min_value=D("100"), max_value=D("5000"), places=1)
 
 
 class LedgerMachine(RuleBasedStateMachine):
+    def store_url(self) -> str:
+        return str(Path(self.dir.name) / "l.db")
+
     @initialize()
     def open_store(self) -> None:
         self.dir = tempfile.TemporaryDirectory()
-        self.ledger = Ledger.open(Path(self.dir.name) / "l.db", create=True, synchronous="OFF",
-                                  snapshot_every=7)
+        self.ledger = Ledger.open(self.store_url(), create=True, synchronous="OFF", snapshot_every=7)
         self.view = InMemoryProjection().attach(self.ledger)
         self.venues = {v: VenueLedger.open("main", v, "cex", T0) for v in VENUES}
         self.ledger.save(*self.venues.values())
@@ -193,7 +205,33 @@ class LedgerMachine(RuleBasedStateMachine):
         finally:
             self.ledger.close()
             self.dir.cleanup()
+            self.drop()
+
+    def drop(self) -> None:
+        """Nothing to drop for SQLite: the directory is gone."""
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    """The same machine on PostgreSQL, each example in a schema of its own."""
+
+    def store_url(self) -> str:
+        self.schema = f"m_{uuid.uuid4().hex[:12]}"
+        return f"{PG_DSN}?schema={self.schema}"
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
 
 LedgerMachine.TestCase.settings = settings(settings.default, stateful_step_count=15)
 TestLedgerMachine = LedgerMachine.TestCase
+PostgresLedgerMachine.TestCase.settings = settings(
+    settings.default, stateful_step_count=12, max_examples=min(settings.default.max_examples, 60))
+
+
+@pytest.mark.postgres
+def test_ledger_machine_on_postgres(pg_url: str) -> None:
+    """The pg_url fixture only gates on the server; the machine makes its own schemas."""
+    run_state_machine_as_test(PostgresLedgerMachine, settings=PostgresLedgerMachine.TestCase.settings)
