@@ -34,7 +34,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/ledger_bench.py --json bench/results/latest.json
 
 clean:
 	rm -rf $(VENV) node_modules $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -6,6 +6,7 @@ a venue fact was already recorded (fills, deposits and settlements are idempoten
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -264,7 +265,7 @@ class VenueLedger(Aggregate):
         self.filled: dict[str, Decimal] = {}
         self.attempts: dict[str, int] = {}
         self.client_ids: dict[str, str] = {}
-        self.keys: set[str] = set()
+        self.keys: dict[str, None] = {}  # insertion-ordered: snapshots need no sort
         self.txs: dict[str, str] = {}
 
     @staticmethod
@@ -288,7 +289,24 @@ class VenueLedger(Aggregate):
             handler(self, event)
 
     def _emit(self, cls: type[VenueLedger.Event], ts: datetime, now: datetime | None, **f: Any) -> None:
-        self.trigger_event(cls, ts_event=ts, timestamp=now or ts, **f)
+        """Like `trigger_event`, without the dataclass __init__ on the hot path: the payload keys
+        follow the class's declared field order, so stored bytes do not depend on call sites."""
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = tuple(x.name for x in dataclasses.fields(cls))[4:]
+        if len(f) != len(names):
+            raise TypeError(f"{cls.__name__} takes {names}, got {tuple(f)}")
+        stamp = now or ts
+        state = {"originator_id": self._id, "originator_version": self._version + 1,
+                 "timestamp": stamp, "ts_event": ts}
+        for name in names:
+            state[name] = f[name]
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        self._on(event)
+        self._version += 1
+        self._modified_on = stamp
+        self._pending_events.append(event)
 
     def state_of(self, instruction_id: str) -> State | None:
         return self.instructions.get(instruction_id)
@@ -598,13 +616,13 @@ class VenueLedger(Aggregate):
             "venue_type": self.venue_type,
             "created_on": self.created_on.isoformat(),
             "modified_on": self.modified_on.isoformat(),
-            "instructions": {k: str(v) for k, v in sorted(self.instructions.items())},
-            "amounts": {k: str(v) for k, v in sorted(self.amounts.items())},
-            "filled": {k: str(v) for k, v in sorted(self.filled.items())},
-            "attempts": dict(sorted(self.attempts.items())),
-            "client_ids": dict(sorted(self.client_ids.items())),
-            "keys": sorted(self.keys),
-            "txs": dict(sorted(self.txs.items())),
+            "instructions": {k: str(v) for k, v in self.instructions.items()},
+            "amounts": {k: str(v) for k, v in self.amounts.items()},
+            "filled": {k: str(v) for k, v in self.filled.items()},
+            "attempts": dict(self.attempts),
+            "client_ids": dict(self.client_ids),
+            "keys": list(self.keys),
+            "txs": dict(self.txs),
         }
 
     @classmethod
@@ -620,9 +638,12 @@ class VenueLedger(Aggregate):
             "filled": {k: Decimal(v) for k, v in state["filled"].items()},
             "attempts": dict(state["attempts"]),
             "client_ids": dict(state["client_ids"]),
-            "keys": set(state["keys"]),
+            "keys": dict.fromkeys(state["keys"]),
             "txs": dict(state["txs"]),
         }
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def fill_key(market_type: str, instrument: str, trade_id: str) -> str:
@@ -658,7 +679,7 @@ def _submitted(agg: VenueLedger, e: Any) -> None:
 
 
 def _filled(agg: VenueLedger, e: Any) -> None:
-    agg.keys.add(fill_key(e.market_type, e.instrument, e.trade_id))
+    agg.keys[fill_key(e.market_type, e.instrument, e.trade_id)] = None
     total = agg.filled.get(e.instruction_id, ZERO) + e.quantity
     agg.filled[e.instruction_id] = total
     amount = agg.amounts.get(e.instruction_id, ZERO)
@@ -672,7 +693,7 @@ def _reconciled(agg: VenueLedger, e: Any) -> None:
 
 def _keyed(prefix: str, attr: str) -> Any:
     def apply(agg: VenueLedger, e: Any) -> None:
-        agg.keys.add(f"{prefix}:{getattr(e, attr)}")
+        agg.keys[f"{prefix}:{getattr(e, attr)}"] = None
     return apply
 
 
@@ -687,7 +708,7 @@ def _tx(name: str, status: str) -> Any:
         _move(agg, e.instruction_id, name)
         agg.txs[e.tx_hash] = status
         if name == "TransactionConfirmed":
-            agg.keys.add(f"tx:{e.tx_hash}:{e.block_hash}")
+            agg.keys[f"tx:{e.tx_hash}:{e.block_hash}"] = None
     return apply
 
 
@@ -700,16 +721,16 @@ def _replaced(agg: VenueLedger, e: Any) -> None:
 def _reorged(agg: VenueLedger, e: Any) -> None:
     _move(agg, e.instruction_id, "TransactionReorged")
     agg.txs[e.tx_hash] = "reorged"
-    agg.keys.discard(f"tx:{e.tx_hash}:{e.old_block_hash}")
+    agg.keys.pop(f"tx:{e.tx_hash}:{e.old_block_hash}", None)
 
 
 def _funding(agg: VenueLedger, e: Any) -> None:
-    agg.keys.add(f"funding:{e.instrument}:{e.ts_event.isoformat()}")
+    agg.keys[f"funding:{e.instrument}:{e.ts_event.isoformat()}"] = None
 
 
 def _transfer_failed(agg: VenueLedger, e: Any) -> None:
     _move(agg, e.instruction_id, "TransferFailed")
-    agg.keys.add(f"transfer_failed:{e.transfer_id}")
+    agg.keys[f"transfer_failed:{e.transfer_id}"] = None
 
 
 _APPLY: dict[str, Any] = {

@@ -39,7 +39,7 @@ class Ledger(Application[UUID]):
     name = "Ledger"
 
     def __init__(
-        self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 500,
+        self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 1000,
         checkpoint_every: int = 10_000,
     ) -> None:
         self.url = url
@@ -61,7 +61,7 @@ class Ledger(Application[UUID]):
     @classmethod
     def open(
         cls, url: str | os.PathLike[str] = "sqlite:///ledger.db", *, create: bool = False,
-        synchronous: str = "FULL", snapshot_every: int = 500, checkpoint_every: int = 10_000,
+        synchronous: str = "FULL", snapshot_every: int = 1000, checkpoint_every: int = 10_000,
     ) -> Ledger:
         """Open a ledger; with `create=False` a missing or foreign database is a StoreError."""
         parsed = parse_url(url)
@@ -162,9 +162,12 @@ class Ledger(Application[UUID]):
         if self.snapshots is None or self.snapshot_every <= 0:
             return
         every = self.snapshot_every
+        counts: dict[UUID, int] = {}
+        for e in processing.events:
+            counts[e.originator_id] = counts.get(e.originator_id, 0) + 1
         for aggregate in processing.aggregates.values():
-            crossed = any(e.originator_version % every == 0 for e in processing.events
-                          if e.originator_id == aggregate.id)
+            version = aggregate.version
+            crossed = version // every > (version - counts.get(aggregate.id, 0)) // every
             if crossed and hasattr(aggregate, "snapshot_state"):
                 self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])  # type: ignore[attr-defined]
 

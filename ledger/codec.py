@@ -80,7 +80,8 @@ class ChainedMapper(Mapper[UUID]):
     # -- writing ---------------------------------------------------------------------------------
 
     def payload(self, event: Any) -> bytes:
-        state = {k: v for k, v in vars(event).items() if k not in _SKIP}
+        state = dict(vars(event))
+        del state["originator_id"], state["originator_version"]
         class_version = getattr(type(event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version

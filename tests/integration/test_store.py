@@ -91,7 +91,7 @@ def test_reopening_an_existing_ledger_reads_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/l.db"
     funded(Ledger.open(url, create=True))
     again = Ledger.open(url)
-    assert again.get_venue("main", "binance").keys == {"deposit:seed-binance"}
+    assert again.get_venue("main", "binance").keys == {"deposit:seed-binance": None}
 
 
 # ---- writing -------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_encryption_at_rest_with_key_from_environment(tmp_path: Path,
     funded(ledger, amount="123.456")
     raw = sqlite3.connect(tmp_path / "enc.db").execute("SELECT state FROM stored_events").fetchall()
     assert raw and all(b"USDT" not in r[0] and b"123.456" not in r[0] for r in raw)
-    assert Ledger.open(url).get_venue("main", "binance").keys == {"deposit:seed-binance"}
+    assert Ledger.open(url).get_venue("main", "binance").keys == {"deposit:seed-binance": None}
     assert verify_chain(Ledger.open(url)).ok
     monkeypatch.setenv("LEDGER_CIPHER_KEY", AESCipher.create_key(32))
     with pytest.raises(StoreError, match="LEDGER_CIPHER_KEY"):
