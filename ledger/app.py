@@ -25,7 +25,14 @@ from aggregates.ids import session_id, venue_ledger_id
 from aggregates.session import Session
 from aggregates.venue import VenueLedger
 from ledger.codec import GENESIS, ChainedMapper, link_global, split_state
-from ledger.stores import StoreURL, check_postgres, check_sqlite, environment, parse_url
+from ledger.stores import (
+    StoreURL,
+    check_postgres,
+    check_sqlite,
+    creation_lock,
+    environment,
+    parse_url,
+)
 
 Row = tuple[int, str, int, str, bytes]
 Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
@@ -65,15 +72,16 @@ class Ledger(Application[UUID]):
     ) -> Ledger:
         """Open a ledger; with `create=False` a missing or foreign database is a StoreError."""
         parsed = parse_url(url)
-        if parsed.kind == "sqlite":
-            check_sqlite(parsed.path, create=create)
-        elif parsed.kind == "postgresql":
-            check_postgres(parsed, create=create)
         env = environment(parsed, create=create or parsed.kind == "memory", synchronous=synchronous)
         key = os.environ.get(CIPHER_ENV)
         if key:
             env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=key)
-        return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every)
+        if parsed.kind == "sqlite":
+            check_sqlite(parsed.path, create=create)
+        with creation_lock(parsed, create):
+            if parsed.kind == "postgresql":
+                check_postgres(parsed, create=create)
+            return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every)
 
     def construct_mapper(self) -> ChainedMapper:
         cipher = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,12 @@ def check_sqlite(path: str, *, create: bool) -> None:
         raise StoreError(f"{path} is a SQLite database but not a ledger (no stored_events table)")
 
 
-def check_postgres(url: StoreURL, *, create: bool) -> None:
-    """Reach the server (one clear error if not), then create or require the schema."""
+def pg_connect(url: StoreURL) -> Any:
+    """An autocommit psycopg connection, or one StoreError line (password redacted)."""
     import psycopg
 
     try:
-        con = psycopg.connect(
+        return psycopg.connect(
             host=url.host, port=url.port, dbname=url.dbname, user=url.user,
             password=url.password or None, connect_timeout=5, autocommit=True,
         )
@@ -134,6 +135,11 @@ def check_postgres(url: StoreURL, *, create: bool) -> None:
         if url.password:
             first = first.replace(url.password, "***")
         raise StoreError(f"cannot reach PostgreSQL at {url.redacted}: {first}") from None
+
+
+def check_postgres(url: StoreURL, *, create: bool) -> None:
+    """Reach the server (one clear error if not), then create or require the schema."""
+    con = pg_connect(url)
     try:
         with con.cursor() as cur:
             cur.execute("SELECT 1 FROM information_schema.tables WHERE table_schema=%s AND "
@@ -145,6 +151,20 @@ def check_postgres(url: StoreURL, *, create: bool) -> None:
                 cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
     finally:
         con.close()
+
+
+@contextmanager
+def creation_lock(url: StoreURL, create: bool) -> Iterator[None]:
+    """Serialise schema and table creation between processes (concurrent DDL fails in PostgreSQL)."""
+    if url.kind != "postgresql" or not create:
+        yield
+        return
+    with pg_connect(url) as con:
+        con.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"ledger-create:{url.schema}",))
+        try:
+            yield
+        finally:
+            con.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"ledger-create:{url.schema}",))
 
 
 def environment(url: StoreURL, *, create: bool, synchronous: str) -> dict[str, str]:
