@@ -46,7 +46,7 @@ class Ledger(Application[UUID]):
     name = "Ledger"
 
     def __init__(
-        self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 1000,
+        self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 10_000,
         checkpoint_every: int = 10_000,
     ) -> None:
         self.url = url
@@ -68,7 +68,7 @@ class Ledger(Application[UUID]):
     @classmethod
     def open(
         cls, url: str | os.PathLike[str] = "sqlite:///ledger.db", *, create: bool = False,
-        synchronous: str = "FULL", snapshot_every: int = 1000, checkpoint_every: int = 10_000,
+        synchronous: str = "FULL", snapshot_every: int = 10_000, checkpoint_every: int = 10_000,
     ) -> Ledger:
         """Open a ledger; with `create=False` a missing or foreign database is a StoreError."""
         parsed = parse_url(url)

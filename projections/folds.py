@@ -7,13 +7,15 @@ so the SQL view writes only those rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from functools import lru_cache
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from aggregates.transitions import next_state
-from aggregates.values import MONEY, parse_instrument
+from aggregates.values import MONEY, Instrument, parse_instrument
 from projections.prices import mark_keys, usd_price
+from projections.reports import equity
 from projections.state import ZERO, Fill, LedgerState, Order, Position, Transit
 
 EQUITY_EVERY = timedelta(hours=1)
@@ -23,7 +25,7 @@ Handler = Callable[[LedgerState, str, Any], None]
 def apply(state: LedgerState, event: Any) -> LedgerState:
     """Fold one event into `state` (mutated in place and returned)."""
     name = type(event).__name__
-    stream = event.originator_id.hex
+    stream = event.originator_id
     if name == "Opened":
         state.streams[stream] = event.venue
         state.dirty.add(("streams", stream))
@@ -92,19 +94,14 @@ def _status(state: LedgerState, instruction_id: str, event: str) -> Order | None
 
 
 def _sample_equity(state: LedgerState, ts: Any) -> None:
-    last = state.equity[-1][0] if state.equity else None
-    stamp = ts.isoformat()
-    if last is None or ts - _parse(last) >= EQUITY_EVERY:
-        from projections.reports import equity
-
+    due = state.equity_due
+    if due is None and state.equity:
+        due = state.equity_due = datetime.fromisoformat(state.equity[-1][0]) + EQUITY_EVERY
+    if due is None or ts >= due:
+        stamp = ts.isoformat()
         state.equity.append((stamp, equity(state)))
         state.dirty.add(("equity", stamp))
-
-
-def _parse(stamp: str) -> Any:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp)
+        state.equity_due = ts + EQUITY_EVERY
 
 
 # ---- balance movements ---------------------------------------------------------------------------
@@ -175,7 +172,7 @@ def _reconciled(state: LedgerState, venue: str, e: Any) -> None:
 
 
 def _filled(state: LedgerState, venue: str, e: Any) -> None:
-    inst = parse_instrument(e.instrument)
+    inst = _instrument(e.instrument)
     qty, price = e.quantity, e.price
     notional = MONEY.multiply(qty, price)
     perp = e.market_type == "perp"
@@ -240,7 +237,7 @@ def _position(state: LedgerState, venue: str, instrument: str, market_type: str,
 def _funding(state: LedgerState, venue: str, e: Any) -> None:
     _add(state, venue, e.wallet, e.asset, e.amount)
     _pnl(state, "funding", e.asset, e.amount)
-    base = parse_instrument(e.instrument).base
+    base = _instrument(e.instrument).base
     _mark(state, f"perp:{venue}:{base}", e.mark_price)
 
 
@@ -346,6 +343,11 @@ def _transfer_failed(state: LedgerState, venue: str, e: Any) -> None:
     if transit is not None and e.refunded:
         _add(state, transit.from_venue, transit.from_wallet, transit.asset, e.refunded)
     _status(state, e.instruction_id, "TransferFailed")
+
+
+@lru_cache(maxsize=4096)
+def _instrument(symbol: str) -> Instrument:
+    return parse_instrument(symbol)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import (
     Column,
@@ -97,7 +98,7 @@ def _row(state: LedgerState, book: str, key: Any) -> dict[str, Any] | None:
     """The SQL row for one dirty key, or None when the key no longer exists."""
     if book == "streams":
         venue = state.streams.get(key)
-        return None if venue is None else {"stream": key, "venue": venue}
+        return None if venue is None else {"stream": key.hex, "venue": venue}
     if book == "balances":
         amount = state.balances.get(key)
         return None if amount is None else dict(zip(("venue", "wallet", "asset"), key, strict=True),
@@ -155,7 +156,7 @@ def _pk_values(book: str, key: Any) -> dict[str, Any]:
     table = _TABLE_OF.get(book, book)
     if book in _TABLE_OF:
         return {"book": book, "venue": key[0], "asset": key[1]}
-    values = key if isinstance(key, tuple) else (key,)
+    values = key if isinstance(key, tuple) else (key.hex if isinstance(key, UUID) else key,)
     return dict(zip(_PK[table], values, strict=True))
 
 
@@ -262,7 +263,7 @@ class SQLProjection:
                                                            events=0, fills_count=0, last_ts=""))
                 return state, 0
             for r in conn.execute(select(tb["streams"])):
-                state.streams[r.stream] = r.venue
+                state.streams[UUID(r.stream)] = r.venue
             for r in conn.execute(select(tb["balances"])):
                 state.balances[(r.venue, r.wallet, r.asset)] = r.amount
             for r in conn.execute(select(tb["positions"])):

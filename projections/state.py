@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 ZERO = Decimal(0)
 
@@ -74,7 +75,7 @@ class Fill:
 class LedgerState:
     """Everything the folds maintain. `dirty` names what changed since the last SQL commit."""
 
-    streams: dict[str, str] = field(default_factory=dict)
+    streams: dict[UUID, str] = field(default_factory=dict)
     balances: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     supplied: dict[tuple[str, str], Decimal] = field(default_factory=dict)
@@ -92,12 +93,13 @@ class LedgerState:
     last_ts: datetime | None = None
     new_fills: list[Fill] = field(default_factory=list)
     keep_fills: bool = True
+    equity_due: datetime | None = None
     dirty: set[tuple[str, object]] = field(default_factory=set)
 
     def comparable(self) -> dict[str, object]:
         """The state as plain data for equality checks (ignores bookkeeping of the SQL writer)."""
         return {
-            "streams": dict(sorted(self.streams.items())),
+            "streams": {k.hex: v for k, v in sorted(self.streams.items())},
             "balances": dict(sorted((k, v) for k, v in self.balances.items() if v)),
             "positions": {k: (p.market_type, p.quantity, p.avg_entry, p.realised, p.fees)
                           for k, p in sorted(self.positions.items())},
