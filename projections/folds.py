@@ -7,9 +7,9 @@ so the SQL view writes only those rows.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from aggregates.transitions import next_state
