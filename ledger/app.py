@@ -20,7 +20,7 @@ from eventsourcing.cipher import AESCipher
 from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
 
 import aggregates  # noqa: F401  (registers the explicit topics before anything is read)
-from aggregates.errors import ConcurrencyError, LedgerError, StoreError
+from aggregates.errors import ConcurrencyError, IntegrityViolation, LedgerError, StoreError
 from aggregates.ids import session_id, venue_ledger_id
 from aggregates.session import Session
 from aggregates.venue import VenueLedger
@@ -57,6 +57,7 @@ class Ledger(Application[UUID]):
         self._lock = threading.RLock()
         self.session: Session | None = None
         self._since_checkpoint = 0
+        self._cp_broken = False
         try:
             super().__init__(env=env)
         except PersistenceError as e:
@@ -162,9 +163,14 @@ class Ledger(Application[UUID]):
         return True
 
     def _conflict_message(self, stored: list[StoredEvent], error: Exception) -> str:
-        first = stored[0]
-        return (f"another writer appended to stream {first.originator_id} first "
-                f"(version {first.originator_version} is taken); reload the venue and retry")
+        taken = stored[0]
+        for s in stored:
+            if self.recorder.select_events(s.originator_id, gt=s.originator_version - 1,
+                                           lte=s.originator_version):
+                taken = s
+                break
+        return (f"another writer appended to stream {taken.originator_id} first "
+                f"(version {taken.originator_version} is taken); reload the venue and retry")
 
     def _snapshot(self, processing: ProcessingEvent[UUID]) -> None:
         if self.snapshots is None or self.snapshot_every <= 0:
@@ -229,6 +235,8 @@ class Ledger(Application[UUID]):
         session = self.session
         if session is None:
             raise LedgerError("checkpoint needs an active session (start_session first)")
+        if self._cp_broken:
+            raise IntegrityViolation("the last checkpoint cannot be read; run `ledger audit verify`")
         with self._lock:
             stop = self.recorder.max_notification_id() or 0
             count, heads, chain = 0, {}, self._cp_chain
@@ -255,9 +263,14 @@ class Ledger(Application[UUID]):
         nid = self._last_of_topic(CHECKPOINT_TOPIC)
         if nid is None:
             return 0, GENESIS
-        for row in self.iter_rows(nid - 1, nid):
-            event = self.decode_row(row)
-            return int(event.notification_id), str(event.chain)
+        try:
+            for row in self.iter_rows(nid - 1, nid):
+                event = self.decode_row(row)
+                return int(event.notification_id), str(event.chain)
+        except (LedgerError, ValueError, TypeError, AttributeError):
+            # A damaged checkpoint must not stop the ledger opening for an audit; writing a new
+            # checkpoint on top of it is refused instead.
+            self._cp_broken = True
         return 0, GENESIS
 
     def _last_of_topic(self, topic: str) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any
 
@@ -31,13 +31,16 @@ def apply(state: LedgerState, event: Any) -> LedgerState:
         state.dirty.add(("streams", stream))
     venue = state.streams.get(stream, "")
     handler = HANDLERS.get(name)
-    if handler is not None:
-        handler(state, venue, event)
+    # The caller's decimal context is not ours to trust (ccxt changes the thread's context).
+    with localcontext(MONEY):
+        if handler is not None:
+            handler(state, venue, event)
     state.events += 1
     ts = getattr(event, "ts_event", None)
     if ts is not None and (state.last_ts is None or ts > state.last_ts):
         state.last_ts = ts
-        _sample_equity(state, ts)
+        with localcontext(MONEY):
+            _sample_equity(state, ts)
     return state
 
 

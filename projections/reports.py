@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from typing import Any, TypeVar
 
 from aggregates.values import MONEY, parse_instrument
 from projections.prices import instrument_mark, rate, underlying, usd_price
 from projections.state import ZERO, LedgerState
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _money(fn: F) -> F:
+    """Run a report under the ledger's explicit decimal context, whatever the caller's is."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with localcontext(MONEY):
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
 
 # AAVE v3 Ethereum liquidation thresholds (the seed's risk parameters use the same figures).
 LIQUIDATION_THRESHOLDS = {
@@ -28,6 +43,7 @@ class RiskParameters:
     min_health_factor: Decimal = Decimal("1.1")
 
 
+@_money
 def balances(state: LedgerState, venue: str | None = None) -> dict[str, Decimal]:
     """Held amount per asset, summed over venues and wallets (SPEC §12.12), funds in transit excluded."""
     totals: dict[str, Decimal] = {}
@@ -37,6 +53,7 @@ def balances(state: LedgerState, venue: str | None = None) -> dict[str, Decimal]
     return {k: v for k, v in totals.items() if v}
 
 
+@_money
 def in_transit(state: LedgerState) -> dict[str, Decimal]:
     totals: dict[str, Decimal] = {}
     for t in sorted(state.transit.values(), key=lambda t: (t.from_venue, t.asset)):
@@ -44,6 +61,7 @@ def in_transit(state: LedgerState) -> dict[str, Decimal]:
     return totals
 
 
+@_money
 def position(state: LedgerState, instrument: str, venue: str | None = None) -> Decimal:
     """Signed quantity in `instrument`, netted over venues unless one is named."""
     canonical = parse_instrument(instrument).symbol
@@ -54,6 +72,7 @@ def position(state: LedgerState, instrument: str, venue: str | None = None) -> D
     )
 
 
+@_money
 def unrealised(state: LedgerState, perp_only: bool = False) -> Decimal:
     total = ZERO
     for (venue, instrument), p in sorted(state.positions.items()):
@@ -71,6 +90,7 @@ def _value(state: LedgerState, asset: str, amount: Decimal) -> Decimal:
     return MONEY.multiply(amount, price) if price is not None else ZERO
 
 
+@_money
 def equity(state: LedgerState) -> Decimal:
     """USD value of everything held, lent and in transit, minus debt, plus perp unrealised P&L."""
     total = ZERO
@@ -86,6 +106,7 @@ def equity(state: LedgerState) -> Decimal:
     return total + unrealised(state, perp_only=True)
 
 
+@_money
 def exposure(state: LedgerState) -> dict[str, Decimal]:
     """Net exposure per underlying, each unit counted once (SPEC §4, §12.15)."""
     out: dict[str, Decimal] = {}
@@ -108,6 +129,7 @@ def exposure(state: LedgerState) -> dict[str, Decimal]:
     return {k: v for k, v in sorted(out.items()) if v}
 
 
+@_money
 def health_factor(state: LedgerState, venue: str, params: RiskParameters) -> Decimal | None:
     """AAVE health factor at `venue`; None when nothing is borrowed."""
     debt = sum((_value(state, a, x) for (v, a), x in state.borrowed.items() if v == venue and x), ZERO)
@@ -121,6 +143,7 @@ def health_factor(state: LedgerState, venue: str, params: RiskParameters) -> Dec
     return MONEY.divide(collateral, debt)
 
 
+@_money
 def margin_use(state: LedgerState, venue: str, params: RiskParameters) -> Decimal | None:
     """Initial margin of open perps over the margin wallet's equity at `venue`."""
     required = ZERO
@@ -140,6 +163,7 @@ def margin_use(state: LedgerState, venue: str, params: RiskParameters) -> Decima
     return MONEY.divide(required, margin_equity) if margin_equity > 0 else Decimal("Infinity")
 
 
+@_money
 def risk(state: LedgerState, params: RiskParameters | None = None) -> dict[str, object]:
     params = params or RiskParameters()
     venues = sorted({v for (v, _a) in state.supplied} | {v for (v, _a) in state.borrowed}
@@ -163,6 +187,7 @@ def risk(state: LedgerState, params: RiskParameters | None = None) -> dict[str, 
 PNL_LINES = ("realised", "unrealised", "fees", "funding", "gas", "interest", "rewards")
 
 
+@_money
 def pnl(state: LedgerState) -> dict[str, Decimal]:
     """P&L by line in USD (each valued at its event time; unrealised at the latest marks)."""
     lines = {line: state.pnl_usd.get(line, ZERO) for line in PNL_LINES}
@@ -171,6 +196,7 @@ def pnl(state: LedgerState) -> dict[str, Decimal]:
     return lines
 
 
+@_money
 def positions(state: LedgerState) -> list[dict[str, object]]:
     rows = []
     for (venue, instrument), p in sorted(state.positions.items()):

@@ -212,12 +212,18 @@ class SQLProjection:
             count += 1
         if not count:
             return 0
-        with self.engine.begin() as conn:
-            self._write(conn, state)
-            conn.execute(update(self.tables["tracking"]).where(
-                self.tables["tracking"].c.name == self.name).values(
-                notification_id=last, events=state.events, fills_count=state.fills_count,
-                last_ts=state.last_ts.isoformat() if state.last_ts else ""))
+        try:
+            with self.engine.begin() as conn:
+                self._write(conn, state)
+                conn.execute(update(self.tables["tracking"]).where(
+                    self.tables["tracking"].c.name == self.name).values(
+                    notification_id=last, events=state.events, fills_count=state.fills_count,
+                    last_ts=state.last_ts.isoformat() if state.last_ts else ""))
+        except Exception:
+            # The fold ran ahead of the tables: go back to what is committed, so a retry in
+            # this process applies these events once, not twice.
+            self.state, self.position = self._load()
+            raise
         state.dirty.clear()
         state.new_fills.clear()
         self.position = last

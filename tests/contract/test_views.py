@@ -91,3 +91,43 @@ def test_each_view_folds_through_the_same_function() -> None:
 
     fn: Callable[..., Any] = memory.apply
     assert fn is sql.apply
+
+
+def test_fold_ignores_the_callers_decimal_context(tmp_path: Any) -> None:
+    """ccxt changes the thread's decimal context; folds and reports use their own."""
+    import decimal
+
+    from projections import pnl
+
+    ledger = Ledger.open(tmp_path / "ctx.db", create=True)
+    write_scenario(ledger)
+    events = [e for _, e in ledger.iter_events()]
+    expected = fold(events)
+    with decimal.localcontext(decimal.Context(prec=6, rounding=decimal.ROUND_UP)):
+        hostile = fold(events)
+        hostile_pnl = pnl(hostile)
+    assert hostile.comparable() == expected.comparable()
+    assert hostile_pnl == pnl(expected)
+
+
+def test_failed_sql_commit_is_not_applied_twice_on_retry(tmp_path: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger.open(tmp_path / "retry.db", create=True)
+    write_scenario(ledger)
+    view = SQLProjection.for_ledger(ledger)
+    original = SQLProjection._write
+    calls = {"n": 0}
+
+    def flaky(self: SQLProjection, conn: Any, state: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("database is locked")
+        original(self, conn, state)
+
+    monkeypatch.setattr(SQLProjection, "_write", flaky)
+    with pytest.raises(RuntimeError):
+        view.run(ledger, batch=10)
+    view.run(ledger, batch=10)
+    rebuilt = fold(e for _, e in ledger.iter_events())
+    assert view.state.comparable() == rebuilt.comparable()
+    assert SQLProjection.for_ledger(ledger).state.comparable() == rebuilt.comparable()

@@ -107,7 +107,7 @@ def test_several_venues_save_atomically(store_url: str) -> None:
     before = ledger.max_notification_id()
     a.record_deposit("y", "spot", "USDT", D("2"), T0)
     stale_b.record_deposit("z", "spot", "USDT", D("3"), T0)
-    with pytest.raises(ConcurrencyError, match="another writer appended"):
+    with pytest.raises(ConcurrencyError, match=f"stream {stale_b.id} first \\(version 3 is taken"):
         ledger.save(a, stale_b)
     assert ledger.max_notification_id() == before
     assert "deposit:y" not in ledger.get_venue("main", "binance").keys

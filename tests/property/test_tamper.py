@@ -92,3 +92,17 @@ def test_untouched_copy_verifies(pristine: tuple[Path, dict[str, object], int]) 
     source, anchored, _count = pristine
     result = verify_chain(Ledger.open(source), anchor=anchored)
     assert result.ok and result.checkpoints >= 3
+
+
+def test_edited_last_checkpoint_still_opens_and_is_reported(
+        pristine: tuple[Path, dict[str, object], int], tmp_path: Path) -> None:
+    source, _anchored, _count = pristine
+    copy = tmp_path / "ledger.db"
+    shutil.copy(source, copy)
+    con = sqlite3.connect(copy)
+    (last,) = con.execute("SELECT MAX(rowid) FROM stored_events WHERE topic=?",
+                          ("ledger:Session.Checkpointed",)).fetchone()
+    con.close()
+    mutate(copy, "edit", last, last, 5)
+    result = verify_chain(Ledger.open(copy))
+    assert not result.ok and result.first is not None and result.first.notification_id == last
