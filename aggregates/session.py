@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -46,6 +47,12 @@ class Session(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.checkpoints += 1
 
+    class MarketObserved(Event):
+        """A market snapshot the run saw (prices, rates, indexes), so marks move between instructions."""
+
+        TOPIC = "ledger:Session.MarketObserved"
+        market: dict[str, Decimal]
+
     class SessionEnded(Event):
         TOPIC = "ledger:Session.SessionEnded"
         reason: str
@@ -86,6 +93,13 @@ class Session(Aggregate):
             self.Checkpointed, heads=tuple(tuple(h) for h in heads), count=count,
             notification_id=notification_id, chain=chain, ts_event=ts, timestamp=now or ts,
         )
+
+    def record_market(
+        self, market: dict[str, Decimal], ts: datetime, now: datetime | None = None,
+    ) -> None:
+        if self.ended:
+            raise LedgerError(f"session {self.session_key} has ended; start a new one")
+        self.trigger_event(self.MarketObserved, market=dict(market), ts_event=ts, timestamp=now or ts)
 
     def record_end(self, reason: str, ts: datetime, now: datetime | None = None) -> None:
         if self.ended:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aggregates.transitions import next_state
 from aggregates.values import MONEY, Instrument, parse_instrument
-from projections.prices import mark_keys, usd_price
+from projections.prices import mark_keys, underlying, usd_price
 from projections.reports import equity
 from projections.state import ZERO, Fill, LedgerState, Order, Position, Transit
 
@@ -81,9 +81,20 @@ def _pnl(state: LedgerState, line: str, asset: str, amount: Decimal) -> None:
 
 
 def _mark(state: LedgerState, key: str, value: Decimal) -> None:
-    if state.marks.get(key) != value:
+    before = state.marks.get(key)
+    if before != value:
         state.marks[key] = value
         state.dirty.add(("marks", key))
+        if before is not None and key.startswith("rate:"):
+            _staking_reward(state, key[5:], value - before)
+
+
+def _staking_reward(state: LedgerState, token: str, change: Decimal) -> None:
+    """A receipt token's rate rising is its staking reward: held units times the rate change."""
+    held = sum((x for (_v, _w, a), x in state.balances.items() if a == token), ZERO)
+    held += sum((x for (_v, a), x in state.supplied.items() if a == token), ZERO)
+    if held:
+        _pnl(state, "rewards", underlying(token), MONEY.multiply(held, change))
 
 
 def _status(state: LedgerState, instruction_id: str, event: str) -> Order | None:
@@ -125,6 +136,12 @@ def _observed(state: LedgerState, venue: str, e: Any) -> None:
     key = (venue, e.wallet, e.asset)
     state.observed[key] = e.difference
     state.dirty.add(("observed", key))
+
+
+def _market(state: LedgerState, venue: str, e: Any) -> None:
+    for key, value in e.market.items():
+        for mark, price in mark_keys(key, value):
+            _mark(state, mark, price)
 
 
 # ---- instructions and orders ---------------------------------------------------------------------
@@ -272,6 +289,8 @@ EFFECTS: dict[str, tuple[tuple[str, int, str, str], ...]] = {
     "sent": (("balance", -1, "asset", "amount"),),
     "received": (("balance", 1, "asset", "amount"),),
     "approved": (),
+    # a liquidator repaid `amount` of our debt and took `receipt_amount` of our collateral
+    "liquidated": (("borrowed", -1, "asset", "amount"), ("supplied", -1, "receipt_asset", "receipt_amount")),
 }
 
 
@@ -382,4 +401,5 @@ HANDLERS: dict[str, Handler] = {
     "TransferSent": _sent,
     "TransferReceived": _received,
     "TransferFailed": _transfer_failed,
+    "MarketObserved": _market,
 }

@@ -23,9 +23,11 @@ def underlying(asset: str) -> str:
 def mark_keys(key: str, value: Decimal) -> list[tuple[str, Decimal]]:
     """Translate one market-data key into mark entries: `px:ASSET` in USD, `perp:VENUE:BASE`,
     `spot:VENUE:BASE`, and `rate:ASSET` (units of underlying per token)."""
-    if key.endswith("_rate") and key.count("_") >= 2:
-        token = key[: key.index("_")].upper()
-        return [(f"rate:{token}", value)]
+    if key.endswith("_rate"):
+        parts = key[:-5].split("_")
+        if len(parts) == 2 and parts[1] in ("eth", "btc", "usd"):
+            return [(f"rate:{parts[0].upper()}", value)]
+        return []
     if not key.endswith("_price"):
         return []
     parts = key[:-6].split("_")

@@ -1,0 +1,186 @@
+"""`BaseExecutionInterface`: the seed's abstract execution interface, backed by the ledger.
+
+Every interface parses an instruction, runs pre-trade checks, appends events through the injected
+event logger (never anything else) and answers queries from the injected position monitor.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aggregates.errors import DuplicateError, InstructionError, LedgerError
+from executors import results
+from executors.costs import CostModel
+from executors.instructions import Invalid, Parsed, parse_transfer, received
+from executors.market import normalise
+from executors.ports import DataProvider, EventLogger, PositionMonitor
+from executors.risk import RiskLimits
+
+MODES = ("backtest", "live", "dry-run")
+DEFAULT_WALLETS = {
+    "binance": ("spot", "futures"),
+    "bybit": ("unified", "unified"),
+    "okx": ("trading", "trading"),
+}
+UpdateHandler = Callable[[dict[str, Any]], Any]
+
+
+class BaseExecutionInterface(ABC):
+    """One execution API for backtest and live; subclasses differ in venues, not in shape."""
+
+    interface_type = ""
+
+    def __init__(self, execution_mode: str, config: dict[str, Any]) -> None:
+        if execution_mode not in MODES:
+            raise InstructionError(
+                "execution_mode", f"expected one of {', '.join(MODES)}, got {execution_mode!r}"
+            )
+        self.execution_mode = execution_mode
+        self.config = config
+        self.position_monitor: PositionMonitor | None = None
+        self.event_logger: EventLogger | None = None
+        self.data_provider: DataProvider | None = None
+        self.position_update_handler: UpdateHandler | None = None
+        self.transfer_backend: Any = None
+        self.costs = CostModel.from_config(config)
+        self.limits = RiskLimits.from_config(config)
+        self.chain_venue = str(config.get("chain_venue", "ethereum"))
+        self.chain_wallet = str(config.get("wallet_address") or "wallet")
+
+    def set_dependencies(self, position_monitor: Any, event_logger: Any, data_provider: Any) -> None:
+        """Set component dependencies."""
+        self.position_monitor = position_monitor
+        self.event_logger = event_logger
+        self.data_provider = data_provider
+
+    # ---- the seed's interface ------------------------------------------------------------------
+
+    @abstractmethod
+    async def execute_trade(self, instruction: dict[str, Any], market_data: dict[str, Any]) -> dict[str, Any]:
+        """Execute a trade instruction."""
+
+    async def get_balance(self, asset: str, venue: str | None = None) -> Decimal:
+        """Held amount of `asset` (summed over venues and wallets when `venue` is None)."""
+        return self.monitor.balance(asset.upper(), venue)
+
+    async def get_position(self, symbol: str, venue: str | None = None) -> dict[str, Any]:
+        """Position in `symbol`, netted over venues when `venue` is None; short is negative."""
+        return self.monitor.position(symbol, venue)
+
+    async def cancel_all_orders(self, venue: str | None = None) -> dict[str, Any]:
+        """Cancel all open orders (interfaces without resting orders have none to cancel)."""
+        return {"status": "COMPLETED", "cancelled_orders": [], "execution_mode": self.execution_mode}
+
+    async def execute_transfer(
+        self, instruction: dict[str, Any], market_data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Execute a cross-venue transfer (the transfer backend does the work for every interface)."""
+        result: dict[str, Any] = self.transfers.transfer(self, instruction, normalise(market_data))
+        return result
+
+    async def advance(self, ts: datetime, market: dict[str, Decimal]) -> None:  # noqa: B027 (optional hook)
+        """Time-driven work due by `ts` (fills of resting orders, funding, interest, arrivals)."""
+
+    def next_due(self) -> datetime | None:
+        return None
+
+    # ---- shared plumbing -----------------------------------------------------------------------
+
+    @property
+    def monitor(self) -> PositionMonitor:
+        if self.position_monitor is None:
+            raise LedgerError(f"{type(self).__name__}: call set_dependencies(...) before using it")
+        return self.position_monitor
+
+    @property
+    def logger(self) -> EventLogger:
+        if self.event_logger is None:
+            raise LedgerError(f"{type(self).__name__}: call set_dependencies(...) before using it")
+        return self.event_logger
+
+    @property
+    def transfers(self) -> Any:
+        """The transfer backend; the factory gives all interfaces of an engine the same one."""
+        if self.transfer_backend is None:
+            from executors.simulated.transfer import SimulatedTransfers
+
+            self.transfer_backend = SimulatedTransfers()
+        return self.transfer_backend
+
+    def wallet(self, venue: str, market_type: str = "spot") -> str:
+        """The wallet an asset lives in at `venue` (SPEC §12.3)."""
+        if venue == self.chain_venue:
+            return self.chain_wallet
+        wallets = (self.config.get("wallets") or {}).get(venue) or {}
+        spot, perp = DEFAULT_WALLETS.get(venue, ("spot", "futures"))
+        if market_type == "perp":
+            return str(wallets.get("perp", perp))
+        return str(wallets.get("spot", spot))
+
+    def instruction_id(self, instruction: Mapping[str, Any]) -> str:
+        supplied = instruction.get("instruction_id")
+        if supplied is None:
+            return self.logger.next_instruction_id()
+        if not isinstance(supplied, str) or not supplied.strip() or len(supplied) > 128:
+            raise InstructionError(
+                "instruction_id", f"expected non-empty text of at most 128 characters, got {supplied!r}"
+            )
+        return supplied.strip()
+
+    def reject(
+        self,
+        venue: str,
+        instruction_id: str,
+        code: str,
+        reason: str,
+        raw: Mapping[str, Any],
+        parsed: Parsed | None = None,
+    ) -> dict[str, Any]:
+        """Record `InstructionRejected` at a known venue and return the REJECTED result."""
+        agg = self.logger.venue(venue)
+        if agg.state_of(instruction_id) is not None:
+            raise DuplicateError(f"instruction_id: {instruction_id} was already used at {venue}")
+        agg.record_rejected(instruction_id, code, reason, received(raw), self.logger.now())
+        self.logger.commit(agg)
+        result = results.rejected(self.execution_mode, instruction_id, code, reason, venue, parsed)
+        self.notify(result)
+        return result
+
+    def invalid(
+        self, venue: str, instruction_id: str, error: Invalid, raw: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return self.reject(venue, instruction_id, error.code, str(error.error), raw)
+
+    def notify(self, result: dict[str, Any]) -> None:
+        """Run the position update handler (position → exposure → risk → P&L) after an append."""
+        if self.position_update_handler is not None:
+            self.position_update_handler(result)
+
+    def known_venue(self, name: Any, field: str) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise InstructionError(field, f"expected a venue name, got {name!r}")
+        venue = name.strip().lower()
+        if self.logger.venue_type(venue) is None:
+            raise InstructionError(field, f"unknown venue {name!r}")
+        return venue
+
+    def parse_transfer_at(self, instruction: Mapping[str, Any]) -> tuple[str, str, Any]:
+        """(source venue, instruction id, parsed transfer or Invalid) for a transfer instruction."""
+        source = instruction.get("from_venue", instruction.get("source_venue"))
+        if source is None:
+            raise InstructionError("from_venue", "is required")
+        venue = self.known_venue(source, "from_venue")
+        iid = self.instruction_id(instruction)
+        target = instruction.get("to_venue", instruction.get("target_venue"))
+        try:
+            if target is None:
+                raise Invalid("missing_field", "to_venue", "is required")
+            if not isinstance(target, str) or self.logger.venue_type(target.strip().lower()) is None:
+                raise Invalid("unknown_venue", "to_venue", f"unknown venue {target!r}")
+            return venue, iid, parse_transfer(instruction, iid, venue, target.strip().lower())
+        except Invalid as e:
+            return venue, iid, e

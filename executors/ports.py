@@ -1,0 +1,77 @@
+"""The ports the execution interfaces depend on (injected through `set_dependencies`).
+
+Executors never import projections: they read balances and positions through `PositionMonitor`,
+append through `EventLogger`, and ask `DataProvider` for market data. `ledger.engine` wires the real
+ones; tests may pass their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from aggregates.venue import VenueLedger
+
+
+class PositionMonitor(Protocol):
+    """The projections facade: what the ledger says is held."""
+
+    def balance(self, asset: str, venue: str | None = None, wallet: str | None = None) -> Decimal: ...
+
+    def position(self, symbol: str, venue: str | None = None) -> dict[str, Any]: ...
+
+    def positions(self, venue: str) -> list[dict[str, Any]]:
+        """Open positions at `venue` (symbol, market_type, amount, entry_price)."""
+        ...
+
+    def perp_venues(self) -> list[str]:
+        """Venues with an open perpetual position, sorted."""
+        ...
+
+    def lending(self, venue: str) -> list[tuple[str, str, Decimal]]:
+        """AAVE books at `venue`: (supplied|borrowed, asset, amount), non-zero, sorted."""
+        ...
+
+    def supplied(self, venue: str, asset: str) -> Decimal: ...
+
+    def borrowed(self, venue: str, asset: str) -> Decimal: ...
+
+    def aave_totals(self, venue: str, market: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
+        """(collateral x liquidation threshold, debt), both in USD at `market`'s prices."""
+        ...
+
+    def margin_equity(self, venue: str, wallet: str, market: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
+        """(margin balance + unrealised perp P&L, initial margin used) of a venue's margin wallet."""
+        ...
+
+
+class EventLogger(Protocol):
+    """The event store facade: venue aggregates, the clock, and the one way to append."""
+
+    mode: str
+
+    def now(self) -> datetime: ...
+
+    def venue(self, name: str) -> VenueLedger: ...
+
+    def venue_type(self, name: str) -> str | None: ...
+
+    def commit(self, *aggregates: VenueLedger) -> None: ...
+
+    def next_instruction_id(self) -> str: ...
+
+    def schedule(self, due: datetime, kind: str, payload: dict[str, Any]) -> None:
+        """Ask the engine to call back the owning interface's `on_due` at `due` (backtests)."""
+        ...
+
+
+class DataProvider(Protocol):
+    """Market data: the snapshot at a time and the funding points in a window."""
+
+    def snapshot(self, ts: datetime) -> dict[str, Decimal]: ...
+
+    def funding(self, after: datetime | None, upto: datetime) -> Sequence[Any]:
+        """Funding points (ts, venue, base, rate) with after < ts <= upto (after None: from the start)."""
+        ...

@@ -1,0 +1,328 @@
+"""`EventDrivenStrategyEngine`: the composition root of a run (SPEC §5).
+
+It builds the ledger, the three execution interfaces (through the factory), the projection and
+its position monitor, the event recorder and the data provider; wires them; installs the position
+update handler; owns time (`advance_to`) and routes instructions on `venue_type`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+from importlib import metadata
+from typing import Any
+
+from aggregates.errors import InstructionError, LedgerError
+from aggregates.session import Session
+from aggregates.values import MONEY, to_utc
+from executors import BaseExecutionInterface, ExecutionInterfaceFactory
+from executors.market import normalise
+from executors.risk import RiskLimits
+from ledger import config as cfg
+from ledger.app import Ledger, config_digest
+from ledger.digest import log_digest
+from ledger.marketdata import MarketData
+from ledger.monitor import PositionMonitor
+from ledger.provider import DataProvider, describe
+from ledger.recorder import EventRecorder
+from projections import reports
+from projections.memory import InMemoryProjection
+
+MARKS_EVERY = timedelta(hours=1)
+BACKTEST_BATCH = 2_000
+PATH_KEYS = ("data_dir", "dir", "log")
+
+
+def code_version() -> str:
+    try:
+        return metadata.version("execution-ledger")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What `SessionStarted` keeps: no secrets, no store URL, no data paths (the data digest is kept)."""
+    out = {k: v for k, v in config.items() if k != "ledger"}
+    if isinstance(out.get("data"), Mapping):
+        out["data"] = {k: v for k, v in out["data"].items() if k not in PATH_KEYS}
+    return out
+
+
+class EventDrivenStrategyEngine:
+    """Builds and wires everything a run needs; strategies talk to it only through instructions."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        data: MarketData | None = None,
+    ) -> None:
+        self.config = cfg.load_config(config)
+        self.execution_mode = str(self.config.get("execution_mode", "backtest"))
+        self.account = str(self.config.get("account", "main"))
+        backtest = self.execution_mode == "backtest"
+        store = self.config.get("ledger") or {}
+        self.ledger = Ledger.open(
+            cfg.ledger_url(self.config),
+            create=True,
+            synchronous=str(store.get("synchronous", "NORMAL" if backtest else "FULL")),
+        )
+        if backtest and not store.get("append") and self.ledger.max_notification_id() > 0:
+            raise LedgerError(
+                f"{self.ledger.url.redacted} already holds a ledger; a backtest writes a fresh one "
+                "(choose another database, or set ledger.append = true)"
+            )
+        self.data_provider = DataProvider(self.config.get("data"), data)
+        self.limits = RiskLimits.from_config(self.config)
+        self.projection = InMemoryProjection()
+        self.position_monitor = PositionMonitor(self.projection, self.limits)
+        self.start = cfg.session_start(self.config)
+        recorded = cfg.canonical_json(recorded_config(self.config))
+        digest = config_digest(recorded)
+        session_cfg = cfg.session_table(self.config)
+        self.session_key = str(session_cfg.get("key") or f"{self.execution_mode}-{digest[:16]}")
+        live_clock = None if self.execution_mode == "backtest" else _wall_clock
+        self.event_logger = EventRecorder(
+            self.ledger,
+            self.account,
+            cfg.venues(self.config),
+            self.execution_mode,
+            self.session_key,
+            self.start,
+            flush_every=int(store.get("batch", BACKTEST_BATCH)) if backtest else 0,
+            clock=live_clock,
+        )
+        self.event_logger.subscribe(self.projection.handle)
+        self.execution_interfaces = ExecutionInterfaceFactory.create_all_interfaces(
+            execution_mode=self.execution_mode, config=self.config
+        )
+        ExecutionInterfaceFactory.set_interface_dependencies(
+            interfaces=self.execution_interfaces,
+            position_monitor=self.position_monitor,
+            event_logger=self.event_logger,
+            data_provider=self.data_provider,
+        )
+        self.latest: dict[str, Any] = {}
+        self._set_position_update_handler_on_interfaces()
+        self.market: dict[str, Decimal] = {}
+        self._marks_due: datetime | None = None
+        self.initial_equity: Decimal | None = None
+        self.exposure_series: list[tuple[str, dict[str, Decimal]]] = []
+        self.closed = False
+        source, data_digest = self._data_reference()
+        self.session = self.ledger.start_session(
+            Session.start(
+                self.session_key,
+                self.execution_mode,
+                recorded,
+                digest,
+                source,
+                data_digest,
+                int(session_cfg.get("seed", 0)),
+                code_version(),
+                self.start,
+                now=self.event_logger.now(),
+            )
+        )
+        self._deposit_initial_balances()
+
+    def _data_reference(self) -> tuple[str, str]:
+        """(source, content digest) for `SessionStarted`; data that cannot be loaded now is recorded as
+        such and raises its own clear error the first time it is needed."""
+        provider = self.data_provider
+        if not provider.configured:
+            return "none", "-"
+        if not provider.available:
+            return f"{describe(provider.config)} (not loaded: {provider.error})", "-"
+        return provider.data.source, provider.data.digest
+
+    # ---- wiring ------------------------------------------------------------------------------------
+
+    def _set_position_update_handler_on_interfaces(self) -> None:
+        """Set Position Update Handler on all execution interfaces for tight loop management."""
+        for _interface_type, interface in self.execution_interfaces.items():
+            if interface:
+                interface.position_update_handler = self.position_update_handler
+
+    def position_update_handler(self, result: dict[str, Any]) -> dict[str, Any]:
+        """After every append: position → exposure → risk → P&L, kept as `latest`."""
+        mon = self.position_monitor
+        symbol, venue = result.get("symbol"), result.get("venue")
+        latest = {"result": result}
+        if symbol:
+            latest["position"] = mon.position(str(symbol), str(venue) if venue else None)
+        latest["exposure"] = mon.exposure()
+        latest["risk"] = mon.risk()
+        latest["pnl"] = mon.pnl()
+        self.latest = latest
+        return latest
+
+    def _deposit_initial_balances(self) -> None:
+        interface = self.execution_interfaces["cex"]
+        touched = []
+        for venue, wallet, asset, amount in cfg.initial_balances(self.config):
+            if self.event_logger.venue_type(venue) is None:
+                raise InstructionError(f"initial_balances.{venue}", f"unknown venue {venue!r}")
+            agg = self.event_logger.venue(venue)
+            where = wallet or interface.wallet(venue)
+            agg.record_deposit(
+                f"initial:{venue}:{where}:{asset}",
+                where,
+                asset,
+                amount,
+                self.start,
+                now=self.event_logger.now(),
+            )
+            touched.append(agg)
+        unique = list({id(a): a for a in touched}.values())
+        if unique:
+            self.event_logger.commit(*unique)
+
+    # ---- time --------------------------------------------------------------------------------------
+
+    async def advance_to(self, ts: datetime | str, market: Mapping[str, Any] | None = None) -> None:
+        """Move the clock to `ts`: record the market, then everything that fell due (funding, interest,
+        arrivals, resting orders, liquidations)."""
+        when = to_utc(ts, "timestamp")
+        self.event_logger.set_time(when)
+        if market is not None:
+            self.market = normalise(market)
+        elif self.data_provider.configured:
+            self.market = self.data_provider.snapshot(when)
+        if self.market and (self._marks_due is None or when >= self._marks_due):
+            self.event_logger.record_market(self.session, self.market, when)
+            self._marks_due = when + MARKS_EVERY
+            if self.initial_equity is None:
+                self.initial_equity = self.position_monitor.equity()
+            self.exposure_series.append((when.isoformat(), self.position_monitor.exposure()))
+        for interface in self.execution_interfaces.values():
+            due = interface.next_due()
+            if due is not None and due <= when:
+                await interface.advance(when, self.market)
+
+    # ---- instructions ------------------------------------------------------------------------------
+
+    async def execute_trade_with_interface(
+        self, instruction: Mapping[str, Any], market_data: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Route one instruction on `venue_type`: cex, onchain, or transfer (to `execute_transfer`)."""
+        if self.closed:
+            raise LedgerError("the engine is closed; start a new one")
+        if not isinstance(instruction, Mapping):
+            raise InstructionError("instruction", f"expected a dict, got {type(instruction).__name__}")
+        market = dict(market_data) if market_data is not None else dict(self.market)
+        if self.initial_equity is None and market:
+            self._observe_first(market)
+        kind = instruction.get("venue_type")
+        ins = dict(instruction)
+        if kind in ("cex", "onchain"):
+            return await self.execution_interfaces[str(kind)].execute_trade(ins, market)
+        if kind == "transfer":
+            return await self.execution_interfaces["transfer"].execute_transfer(ins, market)
+        interface: BaseExecutionInterface = self.execution_interfaces["cex"]
+        venue = instruction.get("venue") or instruction.get("from_venue") or instruction.get("source_venue")
+        reason = f"venue_type: expected cex, onchain or transfer, got {kind!r}"
+        if isinstance(venue, str) and self.event_logger.venue_type(venue.strip().lower()) is not None:
+            return interface.reject(
+                venue.strip().lower(), interface.instruction_id(ins), "unknown_venue_type", reason, ins
+            )
+        raise InstructionError("venue_type", reason.split(": ", 1)[1])
+
+    def _observe_first(self, market: Mapping[str, Any]) -> None:
+        self.market = normalise(market)
+        self.event_logger.record_market(self.session, self.market, self.event_logger.now())
+        self._marks_due = self.event_logger.now() + MARKS_EVERY
+        self.initial_equity = self.position_monitor.equity()
+
+    async def execute_decision(
+        self,
+        decision: Any,
+        timestamp: datetime | str | None = None,
+        execution_interfaces: Any = None,
+        market_data: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """A decision is a timestamp plus an ordered list of instructions, executed one after another."""
+        if timestamp is not None:
+            await self.advance_to(timestamp, market_data)
+        if isinstance(decision, Mapping):
+            instructions: Sequence[Any] = decision.get("instructions") or [decision]
+        else:
+            instructions = decision or []
+        return [await self.execute_trade_with_interface(i, market_data) for i in instructions]
+
+    # ---- ending and reporting ----------------------------------------------------------------------
+
+    def close(self, reason: str = "completed", views: bool | None = None) -> None:
+        """Flush, checkpoint and end the session; write the SQL views unless `views` is False."""
+        if self.closed:
+            return
+        self.event_logger.flush()
+        self.ledger.end_session(reason, self.event_logger.now())
+        self.closed = True
+        want = views if views is not None else bool((self.config.get("ledger") or {}).get("views", True))
+        if want:
+            from projections.sql import SQLProjection
+
+            view = SQLProjection.for_ledger(self.ledger)
+            try:
+                view.run(self.ledger)
+            finally:
+                view.close()
+
+    @property
+    def event_count(self) -> int:
+        return self.event_logger.events
+
+    def digest(self) -> str:
+        self.event_logger.flush()
+        return log_digest(self.ledger)
+
+    def summary(self) -> dict[str, Any]:
+        """Balances per venue, positions, exposure, risk, P&L by line, equity and APY."""
+        self.event_logger.flush()
+        state = self.projection.state
+        mon = self.position_monitor
+        per_venue: dict[str, dict[str, Decimal]] = {}
+        for (venue, _wallet, asset), amount in sorted(state.balances.items()):
+            if amount:
+                per_venue.setdefault(venue, {})
+                per_venue[venue][asset] = per_venue[venue].get(asset, Decimal(0)) + amount
+        for (venue, asset), amount in sorted(state.supplied.items()):
+            if amount:
+                per_venue.setdefault(venue, {})[f"{asset} (supplied)"] = amount
+        for (venue, asset), amount in sorted(state.borrowed.items()):
+            if amount:
+                per_venue.setdefault(venue, {})[f"{asset} (borrowed)"] = -amount
+        final = mon.equity()
+        initial = self.initial_equity if self.initial_equity is not None else final
+        days = Decimal((self.event_logger.now() - self.start).total_seconds()) / Decimal(86_400)
+        return {
+            "events": self.ledger.max_notification_id(),
+            "fills": state.fills_count,
+            "start": self.start.isoformat(),
+            "end": self.event_logger.now().isoformat(),
+            "balances": per_venue,
+            "positions": reports.positions(state),
+            "exposure": mon.exposure(),
+            "in_transit": reports.in_transit(state),
+            "pnl": mon.pnl(),
+            "risk": mon.risk(),
+            "initial_equity": initial,
+            "final_equity": final,
+            "apy": apy(initial, final, days),
+        }
+
+
+def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:
+    """Annualised growth, compounded: (final / initial) ^ (365 / days) - 1."""
+    if initial <= 0 or final <= 0 or days <= 0:
+        return Decimal(0)
+    with localcontext(MONEY) as ctx:
+        growth = final / initial
+        return (ctx.power(growth, Decimal(365) / days) - 1).quantize(Decimal("1e-12"))
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)

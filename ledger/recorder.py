@@ -1,0 +1,121 @@
+"""The event logger the execution interfaces append through: venue aggregates, the clock, ids, and
+one ordered writer.
+
+Live mode saves every commit before it returns (write-ahead). Backtests hand each commit's events
+to the projections at once and write them to the store in batches, in exactly the order they were
+committed, so the stored log is the same as if every commit had been saved on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from aggregates.errors import LedgerError
+from aggregates.ids import instruction_id
+from aggregates.session import Session
+from aggregates.venue import VenueLedger
+from ledger.app import Ledger
+
+Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
+
+
+class EventRecorder:
+    """`event_logger` of the seed's interfaces: the only way anything reaches the ledger."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        account: str,
+        venues: dict[str, str],
+        mode: str,
+        session_key: str,
+        start: datetime,
+        flush_every: int = 0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.account = account
+        self.mode = mode
+        self.session_key = session_key
+        self._venue_types = dict(venues)
+        self._now = start
+        self._clock = clock
+        self._aggregates: dict[str, VenueLedger] = {}
+        self._buffer: list[Any] = []
+        self._dirty: dict[UUID, Any] = {}
+        self._listeners: list[Listener] = []
+        self.flush_every = flush_every
+        self.sequence = 0
+        self.events = 0
+
+    # ---- time --------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self._clock() if self._clock is not None else self._now
+
+    def set_time(self, ts: datetime) -> None:
+        if ts < self._now:
+            raise LedgerError(f"time cannot go backwards: {ts.isoformat()} is before {self._now.isoformat()}")
+        self._now = ts
+
+    # ---- venues and ids ----------------------------------------------------------------------------
+
+    def venue_type(self, name: str) -> str | None:
+        return self._venue_types.get(name)
+
+    def venue(self, name: str) -> VenueLedger:
+        agg = self._aggregates.get(name)
+        if agg is None:
+            kind = self._venue_types.get(name)
+            if kind is None:
+                raise LedgerError(f"venue: unknown venue {name!r}")
+            agg = self.ledger.venue(self.account, name, kind, self.now())
+            self._aggregates[name] = agg
+        return agg
+
+    def next_instruction_id(self) -> str:
+        self.sequence += 1
+        return instruction_id(self.session_key, self.sequence)
+
+    # ---- appending ---------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def commit(self, *aggregates: Any) -> None:
+        """Take the aggregates' new events in order; deliver and (live) save them now."""
+        events: list[Any] = []
+        for agg in aggregates:
+            events.extend(agg.collect_events())
+            self._dirty[agg.id] = agg
+        if not events:
+            return
+        self.events += len(events)
+        if self.flush_every <= 0:
+            self._buffer.extend(events)
+            pairs = self.flush()
+            self._deliver(pairs)
+            return
+        self._deliver([(None, e) for e in events])
+        self._buffer.extend(events)
+        if len(self._buffer) >= self.flush_every:
+            self.flush()
+
+    def record_market(self, session: Session, market: dict[str, Any], ts: datetime) -> None:
+        session.record_market(market, ts, now=self.now())
+        self.commit(session)
+
+    def flush(self) -> list[tuple[int | None, Any]]:
+        """Write everything committed so far in one transaction, in commit order."""
+        if not self._buffer:
+            return []
+        events, aggregates = self._buffer, list(self._dirty.values())
+        self._buffer, self._dirty = [], {}
+        return self.ledger.save(*events, *aggregates)
+
+    def _deliver(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
+        for listener in self._listeners:
+            listener(pairs)

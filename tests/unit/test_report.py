@@ -1,0 +1,147 @@
+"""Backtest report writer: files, exact Decimal formatting, determinism, errors and console output."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from rich.console import Console
+
+from aggregates.errors import LedgerError
+from ledger.report import ReportError, max_drawdown, money, quantity, render_console, write_report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def _ts(hours: int) -> str:
+    return (T0 + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+
+def _summary() -> dict[str, Any]:
+    return {
+        "strategy": "eth-basis", "start": _ts(0), "end": _ts(5), "seed": 7, "events": 1200, "fills": 14,
+        "digest": "sha256:" + "c0ffee" * 10, "initial_equity": D("100000"), "final_equity": D("101234.5"),
+        "apy": D("0.0342"),
+        "balances": {"binance": {"USDT": D("49000.5"), "ETH": D("0.02")}, "aave": {"WETH": D("10.5")}},
+        "positions": [{"venue": "binance", "instrument": "ETH/USDT:USDT", "market_type": "perp",
+                       "quantity": D("-10"), "avg_entry": D("3001.5"), "realised": D("1234.5"),
+                       "fees": D("-12.345")}],
+        "exposure": {"ETH": D("0.02"), "USD": D("99000")},
+        "pnl": {"realised": D("1234.5"), "unrealised": D("-50"), "fees": D("-12.345"), "funding": D("88.1"),
+                "gas": D("-3.2"), "interest": D("10"), "rewards": D("0"), "total": D("1267.055")},
+        "risk": {"health_factor": {"aave": D("1.8523")}, "margin_use": {"binance": D("0.153")},
+                 "breaches": ["health factor aave 1.0500 < 1.1"]},
+        "in_transit": {"USDT": D("500")},
+        "notes": ["Funding is applied every 8 hours <script>alert(1)</script>"],
+    }
+
+
+EQUITY = [(_ts(h), D(v)) for h, v in enumerate(["100000", "100500", "99000", "101000", "100800", "101234.5"])]
+EXPOSURE = [(_ts(h), {"ETH": D(e), "USD": D("99000")}) for h, e in enumerate(["0", "0.02", "0.02", "-0.01"])]
+
+
+def test_writes_four_files_and_valid_pngs(tmp_path: Path) -> None:
+    """write_report creates the folder and returns the paths of two valid PNGs, the Markdown and the HTML."""
+    paths = write_report(tmp_path / "new" / "report", _summary(), EQUITY, EXPOSURE)
+    assert set(paths) == {"equity_png", "exposure_png", "markdown", "html"}
+    assert all(p.is_file() and p.parent == tmp_path / "new" / "report" for p in paths.values())
+    for key in ("equity_png", "exposure_png"):
+        assert paths[key].read_bytes().startswith(PNG_SIGNATURE)
+        with Image.open(paths[key]) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 500
+    for key in ("markdown", "html"):
+        text = paths[key].read_text()
+        assert "equity.png" in text and "exposure.png" in text and str(tmp_path) not in text
+
+
+def test_markdown_has_digest_pnl_lines_and_exact_decimal_numbers(tmp_path: Path) -> None:
+    """The Markdown page holds the digest at the end, every P&L line, and numbers formatted from Decimals."""
+    md = write_report(tmp_path, _summary(), EQUITY, EXPOSURE)["markdown"].read_text()
+    assert md.rstrip().endswith(f"Digest: `{_summary()['digest']}`")
+    for line, amount in [("realised", "1,234.50"), ("unrealised", "-50.00"), ("fees", "-12.34"),
+                         ("funding", "88.10"), ("gas", "-3.20"), ("interest", "10.00"), ("rewards", "0.00"),
+                         ("total", "1,267.06")]:
+        assert f"| {line} | {amount} |" in md
+    for text in ("| binance | USDT | 49,000.50 |", "| binance | ETH | 0.02 |", "| USD | 99,000.00 |",
+                 "| initial equity (USD) | 100,000.00 |", "| final equity (USD) | 101,234.50 |",
+                 "| return | 1.23% |", "| APY | 3.42% |", "| max drawdown | 1.49% |", "| aave | 1.8523 | — |",
+                 "| binance | — | 15.30% |", "- health factor aave 1.0500 < 1.1", "| USDT | 500.00 |"):
+        assert text in md
+
+
+def test_formatting_never_goes_through_float() -> None:
+    """money and quantity round the Decimal itself, which a float could not represent exactly."""
+    assert money(D("1234.5")) == "1,234.50"
+    assert money(D("1234567890123.005")) == "1,234,567,890,123.00"  # half-even on the exact Decimal
+    assert quantity(D("123456789012.12345678")) == "123,456,789,012.12345678"
+    assert quantity(D("-0.000000001")) == "0.00" and money(D("-0.001")) == "0.00"
+    assert money(D("Infinity")) == "∞" and money(None) == "—"
+
+
+def test_two_calls_give_byte_identical_files(tmp_path: Path) -> None:
+    """Equal inputs give byte-identical PNG, Markdown and HTML files (no timestamps or version stamps)."""
+    first = write_report(tmp_path / "a", _summary(), EQUITY, EXPOSURE)
+    second = write_report(tmp_path / "b", _summary(), EQUITY, EXPOSURE)
+    for key, path in first.items():
+        assert path.read_bytes() == second[key].read_bytes(), key
+
+
+def test_file_in_the_way_raises_report_error_naming_the_folder(tmp_path: Path) -> None:
+    """A regular file where the folder should be raises ReportError, a LedgerError, naming that path."""
+    blocker = tmp_path / "report"
+    blocker.write_text("not a folder")
+    with pytest.raises(ReportError, match=r"cannot write report to .*report: ") as info:
+        write_report(blocker, _summary(), EQUITY, EXPOSURE)
+    assert isinstance(info.value, LedgerError) and str(blocker) in str(info.value)
+    assert "\n" not in str(info.value) and blocker.read_text() == "not a folder"
+
+
+def test_max_drawdown_on_a_hand_computed_series() -> None:
+    """Peak 120 to trough 90 is a 25% drawdown, larger than the later 130 to 117 (10%)."""
+    series = [(_ts(h), D(v)) for h, v in enumerate(["100", "120", "90", "130", "117"])]
+    assert max_drawdown(series) == D("0.25")
+    assert max_drawdown([(_ts(0), D("100")), (_ts(1), D("110"))]) == 0
+    assert max_drawdown([]) == 0
+    assert max_drawdown(EQUITY).quantize(D("1e-9")) == D("0.014925373")  # (100500 - 99000) / 100500
+
+
+def test_empty_series_and_missing_keys_give_notes_not_a_crash(tmp_path: Path) -> None:
+    """An empty equity and exposure series and a bare summary still write the report, with clear notes."""
+    paths = write_report(tmp_path, {"strategy": "idle"}, [], [])
+    md = paths["markdown"].read_text()
+    assert "No equity points were recorded" in md and "No exposure points were recorded" in md
+    assert "| max drawdown | — |" in md and "| initial equity (USD) | — |" in md
+    assert all(paths[k].read_bytes().startswith(PNG_SIGNATURE) for k in ("equity_png", "exposure_png"))
+
+
+def test_html_escapes_all_text(tmp_path: Path) -> None:
+    """Text from the summary and the title is HTML-escaped in the page."""
+    page = write_report(tmp_path, _summary(), EQUITY, EXPOSURE, title="P&L <run>")["html"].read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<h1>P&amp;L &lt;run&gt;</h1>" in page and '<img src="equity.png"' in page
+    assert "<td class=n>1,234.50</td>" in page
+
+
+def test_bad_timestamp_raises_report_error_naming_the_point(tmp_path: Path) -> None:
+    """A point whose time is not ISO-8601 raises ReportError naming the series and index."""
+    with pytest.raises(ReportError, match=r"equity\[1\]: not an ISO-8601 timestamp: 'yesterday'"):
+        write_report(tmp_path, _summary(), [EQUITY[0], ("yesterday", D("1"))], EXPOSURE)
+
+
+def test_render_console_prints_headline_and_tables() -> None:
+    """render_console prints the headline and the balances, positions, exposure, P&L and risk numbers."""
+    console = Console(record=True, width=120)
+    render_console(_summary(), console, EQUITY)
+    out = console.export_text()
+    assert ("eth-basis: equity 100,000.00 -> 101,234.50 USD (1.23%), APY 3.42%, max drawdown 1.49%, "
+            "1,200 events, 14 fills") in out
+    for text in ("Balances per venue", "49,000.50", "10.50", "Positions", "ETH/USDT:USDT", "3,001.50",
+                 "-10.00", "Net exposure", "99,000.00", "P&L by line (USD)", "1,267.06", "1.8523", "15.30%",
+                 "risk breach: health factor aave 1.0500 < 1.1", _summary()["digest"]):
+        assert text in out, text
