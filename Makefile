@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml $(wildcard package-lock.json)
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/ledger demo --db $(DEMO_DB)
+	$(VENV)/bin/ledger backtest --db $(DEMO_DB) --force --report demo-report
 
 test: install
 	$(VENV)/bin/ruff check aggregates projections executors replays ledger
@@ -37,4 +37,4 @@ bench: install
 	$(PY) bench/ledger_bench.py --json bench/results/latest.json
 
 clean:
-	rm -rf $(VENV) node_modules $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(VENV) node_modules demo-report $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from aggregates.errors import LedgerError
+from ledger.cli_backtest import backtest, strategies
 
 app = typer.Typer(help="Execution ledger: backtests, live execution and audit over one event log.",
                   no_args_is_help=True, add_completion=False)
@@ -175,6 +176,10 @@ def audit_anchor(db: DbOption) -> None:
     from replays.verify import anchor
 
     print(json.dumps(anchor(_open(db))))
+
+
+app.command()(backtest)
+app.command()(strategies)
 
 
 def main() -> None:

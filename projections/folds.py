@@ -108,6 +108,8 @@ def _status(state: LedgerState, instruction_id: str, event: str) -> Order | None
 
 
 def _sample_equity(state: LedgerState, ts: Any) -> None:
+    if not state.marks:
+        return  # nothing is priced yet: an equity of unpriced holdings would be a false zero
     due = state.equity_due
     if due is None and state.equity:
         due = state.equity_due = datetime.fromisoformat(state.equity[-1][0]) + EQUITY_EVERY

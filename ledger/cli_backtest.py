@@ -1,0 +1,176 @@
+"""`ledger backtest` and `ledger strategies`: the main job, with a progress bar, tables, a report
+folder and the log digest as the last line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from aggregates.errors import InstructionError, LedgerError
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", highlight=False, markup=False)
+    return typer.Exit(2)
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    from aggregates.values import to_utc
+
+    try:
+        return to_utc(value if "T" in value or " " in value else f"{value}T00:00:00+00:00", name)
+    except InstructionError as e:
+        raise _fail(f"{name}: {str(e).split(': ', 1)[1]}") from None
+
+
+def _round(value: Any) -> Any:
+    """Derived numbers (equity, P&L, risk) carry 60 digits inside; show 12 decimals at most."""
+    if isinstance(value, Decimal):
+        if value.is_finite() and value.as_tuple().exponent < -12:  # type: ignore[operator]
+            value = value.quantize(Decimal("1e-12"))
+        return value
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_round(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _prepare_db(db: str, force: bool) -> str:
+    url = db if "://" in db or db.startswith("memory") else f"sqlite:///{db}"
+    if url.startswith("sqlite:///") and force:
+        path = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return url
+
+
+def _prepare_report(folder: Path) -> None:
+    from ledger.report import ReportError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ReportError(f"cannot write report to {folder}: {e.strerror or e}") from None
+
+
+def backtest(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config merged over the strategy's.")
+    ] = None,
+    db: Annotated[
+        str, typer.Option("--db", help="Fresh ledger: a path, sqlite:///path.db or postgresql://…")
+    ] = "backtest.db",
+    days: Annotated[int | None, typer.Option(help="Length of the run in days (default 90).")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First day, ISO (default 2024-01-01 for synthetic data).")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="End, ISO, exclusive.")] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the synthetic market (and recorded in the session).")
+    ] = 7,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Folder of Binance archive files instead of synthetic data (formats: README)."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="Strategy name (`ledger strategies` lists them).")
+    ] = "demo_basis",
+    capital: Annotated[str, typer.Option(help="Starting capital in USD.")] = "100000",
+    report: Annotated[Path, typer.Option(help="Folder for equity/exposure PNGs and the report page.")] = Path(
+        "backtest-report"
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete an existing SQLite --db file first.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """Run a strategy over market data through the execution interfaces into a fresh ledger."""
+    from ledger.backtest import build_config, load_data, run_backtest
+    from ledger.config import load_config
+    from ledger.report import render_console, write_report
+    from ledger.strategies import create
+
+    first, last = _when(start, "--start"), _when(end, "--end")
+    if days is not None and days <= 0:
+        raise _fail(f"--days: must be positive, got {days}")
+    if days is not None and last is not None:
+        raise _fail("--days and --end: give one of them")
+    try:
+        amount = Decimal(capital)
+        if not amount.is_finite() or amount <= 0:
+            raise ValueError
+    except (ArithmeticError, ValueError):
+        raise _fail(f"--capital: expected a positive amount, got {capital!r}") from None
+    try:
+        chosen = create(strategy, capital=amount)
+        overrides = load_config(config) if config is not None else {}
+        _prepare_report(report)
+        market = load_data(data_dir=data, seed=seed, start=first, end=last, days=days)
+        cfg = build_config(chosen, market, db=_prepare_db(db, force), seed=seed, overrides=overrides)
+        with Progress(
+            TextColumn("backtest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("hours"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("run", total=len(market.times))
+            result = asyncio.run(
+                run_backtest(cfg, chosen, market, lambda n, _t: bar.update(task, completed=n))
+            )
+        summary = _round(result.summary)
+        paths = write_report(
+            report, summary, result.equity, result.exposure, title=f"Backtest: {chosen.name}"
+        )
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        out = dict(summary, report={k: str(v) for k, v in paths.items()})
+        print(json.dumps(_plain(out)))
+        return
+    console.print(f"report: {paths['html']}  (also {paths['markdown'].name}, equity.png, exposure.png)")
+    render_console(summary, console, equity=result.equity)  # ends with the `digest: <hex>` line
+
+
+def strategies(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the strategies `ledger backtest --strategy` accepts."""
+    from ledger.strategies import STRATEGIES
+
+    rows = {name: factory().description for name, factory in sorted(STRATEGIES.items())}
+    if as_json:
+        print(json.dumps(rows))
+        return
+    for name, text in rows.items():
+        console.print(f"{name:<34} {text}", highlight=False)

@@ -1,0 +1,162 @@
+"""`ledger backtest`: the main job end to end — tables, report, JSON, digest, determinism, user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("LEDGER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def ledger(*args: str, cwd: Path, hashseed: str = "0") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONHASHSEED=hashseed)
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
+
+
+def test_backtest_prints_tables_writes_a_report_and_ends_with_the_digest(tmp_path: Path) -> None:
+    """Default run on synthetic data: summary tables, a report folder (two PNGs, a page), digest last."""
+    run = ledger("backtest", "--days", "12", "--db", "a.db", "--report", "rep", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert re.fullmatch(r"digest: [0-9a-f]{64}", lines[-1])
+    for title in ("Balances", "Positions", "exposure", "P&L"):
+        assert title.lower() in run.stdout.lower()
+    for name in ("equity.png", "exposure.png", "report.md", "report.html"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert (tmp_path / "rep" / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert lines[-1].split()[1] in (tmp_path / "rep" / "report.md").read_text()
+    digest = ledger("digest", "--db", "a.db", cwd=tmp_path)
+    assert digest.stdout.strip() == lines[-1].split()[1]
+    assert ledger("audit", "verify", "--db", "a.db", cwd=tmp_path).returncode == 0
+
+
+def test_json_output_has_the_documented_keys_and_exact_decimals(tmp_path: Path) -> None:
+    """--json prints one object with events, fills, digest, balances, positions, pnl, equity and apy."""
+    run = ledger("backtest", "--days", "5", "--db", "j.db", "--report", "r", "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    for key in (
+        "events",
+        "fills",
+        "digest",
+        "balances",
+        "positions",
+        "pnl",
+        "initial_equity",
+        "final_equity",
+        "apy",
+    ):
+        assert key in data, key
+    assert data["fills"] >= 3 and data["events"] > 100
+    assert isinstance(data["final_equity"], str) and "e" not in data["final_equity"].lower()
+    assert set(data["balances"]) == {"binance", "bybit", "okx", "ethereum"}
+
+
+def test_same_arguments_give_the_same_digest_and_another_seed_another(tmp_path: Path) -> None:
+    """Two processes with different hash seeds and databases agree; a different market seed differs."""
+
+    def digest(db: str, seed: str, hashseed: str) -> str:
+        run = ledger(
+            "backtest",
+            "--days",
+            "6",
+            "--seed",
+            seed,
+            "--db",
+            db,
+            "--report",
+            f"r-{db}",
+            "--json",
+            cwd=tmp_path,
+            hashseed=hashseed,
+        )
+        assert run.returncode == 0, run.stderr
+        return str(json.loads(run.stdout)["digest"])
+
+    first = digest("one.db", "3", "1")
+    assert digest("two.db", "3", "977") == first
+    assert digest("three.db", "4", "1") != first
+
+
+def test_backtest_refuses_an_existing_ledger_unless_forced(tmp_path: Path) -> None:
+    """A backtest writes a fresh database: a second run into the same file is refused, --force replaces it."""
+    assert ledger("backtest", "--days", "2", "--db", "x.db", "--report", "r", cwd=tmp_path).returncode == 0
+    again = ledger("backtest", "--days", "2", "--db", "x.db", "--report", "r", cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a ledger" in again.stderr
+    assert (
+        ledger("backtest", "--days", "2", "--db", "x.db", "--report", "r", "--force", cwd=tmp_path).returncode
+        == 0
+    )
+
+
+def _one_line_error(run: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    for needle in needles:
+        assert needle in run.stderr, run.stderr
+
+
+def test_user_errors_print_one_line_and_exit_non_zero(tmp_path: Path) -> None:
+    """Missing data folder, malformed CSV, unknown strategy, unwritable report folder, bad options."""
+    _one_line_error(ledger("backtest", "--data", "nowhere", "--db", "e1.db", cwd=tmp_path), "nowhere")
+    bad = tmp_path / "bad"
+    (bad / "spot").mkdir(parents=True)
+    (bad / "spot" / "ETHUSDT-1h-2025-04.csv").write_text(
+        "1743465600000000,1822.43,1843,1817.88,oops,1,2,3,4,5,6,0\n"
+    )
+    _one_line_error(
+        ledger("backtest", "--data", str(bad), "--db", "e2.db", cwd=tmp_path), "ETHUSDT-1h-2025-04.csv"
+    )
+    _one_line_error(ledger("backtest", "--strategy", "moonshot", "--db", "e3.db", cwd=tmp_path), "moonshot")
+    (tmp_path / "blocked").write_text("a file where the report folder should go")
+    _one_line_error(ledger("backtest", "--report", "blocked/sub", "--db", "e4.db", cwd=tmp_path), "blocked")
+    _one_line_error(ledger("backtest", "--capital", "-5", "--db", "e5.db", cwd=tmp_path), "--capital")
+    _one_line_error(ledger("backtest", "--start", "yesterday", "--db", "e6.db", cwd=tmp_path), "--start")
+    for name in ("e1.db", "e2.db", "e3.db", "e4.db", "e5.db", "e6.db"):
+        assert not (tmp_path / name).exists(), name
+
+
+def test_backtest_on_real_binance_files(tmp_path: Path) -> None:
+    """`--data` on the real Binance archive folder: the hedge uses Binance's perp, the chain leg is skipped
+    with a note because the folder has no AAVE or staking series."""
+    folder = SHARED / "binance"
+    if not folder.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data required in CI: {folder}")
+        pytest.skip(f"no shared data at {folder}")
+    run = ledger(
+        "backtest",
+        "--data",
+        str(folder),
+        "--start",
+        "2025-04-01",
+        "--end",
+        "2025-04-15",
+        "--db",
+        "real.db",
+        "--report",
+        "r",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["start"].startswith("2025-04-01") and data["fills"] >= 2
+    assert any("on-chain leg was skipped" in n for n in data["notes"])
+    assert {p["venue"] for p in data["positions"]} == {"binance"}
+
+
+def test_strategies_lists_each_with_one_line(tmp_path: Path) -> None:
+    """`ledger strategies` names the demo strategy with its description."""
+    run = ledger("strategies", cwd=tmp_path)
+    assert run.returncode == 0 and "demo_basis" in run.stdout
