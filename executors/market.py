@@ -23,6 +23,8 @@ def normalise(market_data: Mapping[str, Any] | None) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
     if not market_data:
         return out
+    if all(type(v) is Decimal and type(k) is str and v.is_finite() for k, v in market_data.items()):
+        return dict(market_data)
     for key, value in market_data.items():
         if isinstance(value, bool) or not isinstance(key, str):
             continue

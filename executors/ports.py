@@ -26,6 +26,14 @@ class PositionMonitor(Protocol):
         """Open positions at `venue` (symbol, market_type, amount, entry_price)."""
         ...
 
+    def has_perps(self) -> bool:
+        """Whether any perpetual position is open (cheap: asked at every tick)."""
+        ...
+
+    def has_lending(self, venue: str) -> bool:
+        """Whether anything is supplied or borrowed at `venue` (cheap: asked at every tick)."""
+        ...
+
     def perp_venues(self) -> list[str]:
         """Venues with an open perpetual position, sorted."""
         ...

@@ -107,6 +107,18 @@ class Ledger(Application[UUID]):
         """Save the pending events of all given aggregates in one transaction."""
         processing = ProcessingEvent[UUID]()
         processing.collect_events(*objs, **kwargs)
+        return self._save(processing)
+
+    def save_events(self, events: Sequence[Any], owners: Sequence[Any]) -> list[Any]:
+        """Save already collected events in the given order (the recorder's batches), in one transaction;
+        `owners` are the events' aggregates, for snapshots."""
+        processing = ProcessingEvent[UUID]()
+        processing.events = list(events)
+        for aggregate in owners:
+            processing.aggregates[aggregate.id] = aggregate
+        return self._save(processing)
+
+    def _save(self, processing: ProcessingEvent[UUID]) -> list[Any]:
         events = processing.events
         if not events:
             return []

@@ -111,6 +111,8 @@ class EventDrivenStrategyEngine:
         self.initial_equity: Decimal | None = None
         self.exposure_series: list[tuple[str, dict[str, Decimal]]] = []
         self.closed = False
+        self._due: list[tuple[BaseExecutionInterface, datetime | None]] = []
+        self._due_at = -1
         source, data_digest = self._data_reference()
         self.session = self.ledger.start_session(
             Session.start(
@@ -153,8 +155,8 @@ class EventDrivenStrategyEngine:
         latest = {"result": result}
         if symbol:
             latest["position"] = mon.position(str(symbol), str(venue) if venue else None)
-        latest["exposure"] = mon.exposure()
-        latest["risk"] = mon.risk()
+        latest["exposure"] = expo = mon.exposure()
+        latest["risk"] = mon.risk(expo)
         latest["pnl"] = mon.pnl()
         self.latest = latest
         return latest
@@ -185,7 +187,7 @@ class EventDrivenStrategyEngine:
     async def advance_to(self, ts: datetime | str, market: Mapping[str, Any] | None = None) -> None:
         """Move the clock to `ts`: record the market, then everything that fell due (funding, interest,
         arrivals, resting orders, liquidations)."""
-        when = to_utc(ts, "timestamp")
+        when = ts if isinstance(ts, datetime) and ts.tzinfo is UTC else to_utc(ts, "timestamp")
         self.event_logger.set_time(when)
         if market is not None:
             self.market = normalise(market)
@@ -197,10 +199,14 @@ class EventDrivenStrategyEngine:
             if self.initial_equity is None:
                 self.initial_equity = self.position_monitor.equity()
             self.exposure_series.append((when.isoformat(), self.position_monitor.exposure()))
-        for interface in self.execution_interfaces.values():
-            due = interface.next_due()
+        # Due times only change when something is appended: ask again only then.
+        if self._due_at != self.event_logger.events:
+            self._due = [(i, i.next_due()) for i in self.execution_interfaces.values()]
+            self._due_at = self.event_logger.events
+        for interface, due in self._due:
             if due is not None and due <= when:
                 await interface.advance(when, self.market)
+                self._due_at = -1  # time-driven work may have changed what is due next
 
     # ---- instructions ------------------------------------------------------------------------------
 

@@ -84,6 +84,14 @@ class PositionMonitor:
         positions = self.state.positions.items()
         return sorted({v for (v, _s), p in positions if p.market_type == "perp" and p.quantity})
 
+    def has_perps(self) -> bool:
+        return any(p.quantity and p.market_type == "perp" for p in self.state.positions.values())
+
+    def has_lending(self, venue: str) -> bool:
+        state = self.state
+        return any(x and v == venue for (v, _a), x in state.supplied.items()) or any(
+            x and v == venue for (v, _a), x in state.borrowed.items())
+
     def supplied(self, venue: str, asset: str) -> Decimal:
         return self.state.supplied.get((venue, asset), ZERO)
 
@@ -137,14 +145,20 @@ class PositionMonitor:
     def exposure(self) -> dict[str, Decimal]:
         return reports.exposure(self.state)
 
-    def risk(self) -> dict[str, object]:
-        params = reports.RiskParameters(
-            liquidation_thresholds=dict(self.limits.liquidation_thresholds),
-            initial_margin=self.limits.default_initial_margin,
-            maintenance_margin=self.limits.maintenance_margin,
-            min_health_factor=self.limits.min_health_factor,
-        )
-        return reports.risk(self.state, params)
+    def risk(self, expo: dict[str, Decimal] | None = None) -> dict[str, object]:
+        return reports.risk(self.state, self._params, expo)
+
+    @property
+    def _params(self) -> reports.RiskParameters:
+        params: reports.RiskParameters | None = self.__dict__.get("_risk_params")
+        if params is None:
+            params = self.__dict__["_risk_params"] = reports.RiskParameters(
+                liquidation_thresholds=dict(self.limits.liquidation_thresholds),
+                initial_margin=self.limits.default_initial_margin,
+                maintenance_margin=self.limits.maintenance_margin,
+                min_health_factor=self.limits.min_health_factor,
+            )
+        return params
 
     def pnl(self) -> dict[str, Decimal]:
         return reports.pnl(self.state)

@@ -114,7 +114,7 @@ class EventRecorder:
             return []
         events, aggregates = self._buffer, list(self._dirty.values())
         self._buffer, self._dirty = [], {}
-        return self.ledger.save(*events, *aggregates)
+        return self.ledger.save_events(events, aggregates)
 
     def _deliver(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
         for listener in self._listeners:

@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any, TypeVar
 
-from aggregates.values import MONEY, parse_instrument
+from aggregates.values import MONEY, Instrument
+from aggregates.values import parse_instrument as _parse
 from projections.prices import instrument_mark, rate, underlying, usd_price
 from projections.state import ZERO, LedgerState
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_instrument(symbol: str) -> Instrument:
+    """Cached: reports run after every append and see the same few symbols."""
+    return _parse(symbol)
 
 
 def _money(fn: F) -> F:
@@ -164,13 +171,16 @@ def margin_use(state: LedgerState, venue: str, params: RiskParameters) -> Decima
 
 
 @_money
-def risk(state: LedgerState, params: RiskParameters | None = None) -> dict[str, object]:
+def risk(state: LedgerState, params: RiskParameters | None = None,
+         expo: dict[str, Decimal] | None = None) -> dict[str, object]:
     params = params or RiskParameters()
     venues = sorted({v for (v, _a) in state.supplied} | {v for (v, _a) in state.borrowed}
                     | {v for (v, _i) in state.positions})
     breaches = []
-    expo = exposure(state)
+    if params.exposure_limits and expo is None:
+        expo = exposure(state)
     for asset, limit in sorted(params.exposure_limits.items()):
+        assert expo is not None
         if abs(expo.get(asset, ZERO)) > limit:
             breaches.append(f"exposure {asset} {expo.get(asset, ZERO)} > {limit}")
     hf = {v: health_factor(state, v, params) for v in venues}

@@ -160,7 +160,7 @@ class SimulatedCEX:
 
     def next_due(self, iface: BaseExecutionInterface) -> datetime | None:
         """Due at every step while orders rest or perps are open (matching, funding, liquidation)."""
-        if self.resting or iface.monitor.perp_venues():
+        if self.resting or iface.monitor.has_perps():
             return iface.logger.now()
         return None
 

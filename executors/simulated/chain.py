@@ -283,9 +283,11 @@ class SimulatedChain:
     # ---- time-driven -------------------------------------------------------------------------------
 
     def next_due(self, iface: BaseExecutionInterface) -> datetime | None:
-        if iface.monitor.lending(iface.chain_venue):
+        if iface.monitor.has_lending(iface.chain_venue):
             return iface.logger.now()
-        return min((c.due for c in self.claims), default=None)
+        if not self.claims:
+            return None
+        return min(c.due for c in self.claims)
 
     def advance(self, iface: BaseExecutionInterface, ts: datetime, market: dict[str, Decimal]) -> None:
         with localcontext(MONEY):

@@ -77,7 +77,9 @@ class SimulatedTransfers:
         return result
 
     def next_due(self) -> datetime | None:
-        return min((p.due for p in self.pending), default=None)
+        if not self.pending:
+            return None
+        return min(p.due for p in self.pending)
 
     def advance(self, iface: BaseExecutionInterface, ts: datetime) -> None:
         arrived = sorted((p for p in self.pending if p.due <= ts), key=lambda p: (p.due, p.transfer_id))
