@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.engine import EventDrivenStrategyEngine
-from ledger.marketdata import MarketData, generate, load_folder
+from ledger.marketdata import MarketData, generate, load_event_log, load_folder
 from ledger.strategies import Strategy, StrategyView
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -44,6 +44,9 @@ def load_data(*, data_dir: Path | None, seed: int, start: datetime | None, end: 
     """The folder's data when given, else the seeded synthetic market (default: 90 days from 2024-01-01)."""
     if data_dir is not None:
         last = end or (start + timedelta(days=days) if start and days else None)
+        if data_dir.is_file() or "://" in str(data_dir):
+            recorded = load_event_log(str(data_dir))  # the market data an earlier run recorded
+            return recorded.between(start or recorded.start, last or recorded.end + timedelta(hours=1))
         return load_folder(data_dir, start, last)
     first = start or DEFAULT_START
     last = end or first + timedelta(days=days or DEFAULT_DAYS)

@@ -64,10 +64,13 @@ class EventDrivenStrategyEngine:
         self.account = str(self.config.get("account", "main"))
         backtest = self.execution_mode == "backtest"
         store = self.config.get("ledger") or {}
+        # A backtest holds its aggregates in memory for the whole run: snapshots there only serve later
+        # readers, so they are taken ten times less often than in long-lived live ledgers.
         self.ledger = Ledger.open(
             cfg.ledger_url(self.config),
             create=True,
             synchronous=str(store.get("synchronous", "NORMAL" if backtest else "FULL")),
+            snapshot_every=int(store.get("snapshot_every", 100_000 if backtest else 10_000)),
         )
         if backtest and not store.get("append") and self.ledger.max_notification_id() > 0:
             raise LedgerError(

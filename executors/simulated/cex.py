@@ -134,12 +134,17 @@ class SimulatedCEX:
         market: dict[str, Decimal],
     ) -> risk.Check:
         mon, venue, inst = iface.monitor, order.venue, order.instrument
-        current = Decimal(mon.position(inst.symbol, venue)["amount"])
+        spot = order.instrument.market_type is MarketType.SPOT
+        current = (
+            Decimal(0)
+            if spot and not order.reduce_only
+            else Decimal(mon.position(inst.symbol, venue)["amount"])
+        )
         if order.reduce_only:
             problem = risk.reduce_only(current, order.side, order.amount)
             if problem is not None:
                 return problem
-        if order.instrument.market_type is MarketType.SPOT:
+        if spot:
             if order.side == "buy":
                 quote = inst.quote
                 return risk.balance(
