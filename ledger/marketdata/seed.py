@@ -1,0 +1,293 @@
+"""Hourly `MarketData` from the seed data folder (`shared/data`: `seed/` and `binance/`) for the series
+groups a strategy needs; gaps and coverage fail unless `fill="previous"`, which notes every filled span.
+
+Needs (`NEEDS`), optionally narrowed to venues as `"eth_perp:binance,bybit"`:
+
+- `eth_spot` / `btc_spot`: `{venue}_{base}_spot_price` (binance, bybit) = 1h candle close stamped at the
+  candle's open hour (as `load_folder`), and `{base}_usd_price` = the first listed venue's spot price.
+- `eth_perp` / `btc_perp`: `{venue}_{base}_perp_price` (binance, bybit, okx); the seed has no OKX BTC
+  perp and OKX ETH perp starts 2024-08-01, so ask for `"…_perp:binance,bybit"` before that.
+- `funding_eth` / `funding_btc`: `FundingPoint`s at 00/08/16 UTC per venue (binance, bybit, okx).
+- `aave`: `aave_{usdt,weth,weeth,wsteth}_{supply,borrow}_index` (liquidityIndex, variableBorrowIndex)
+  and `_apy` (currentLiquidityRate, currentVariableBorrowRate: the snapshot's APR, informational).
+  USDT and WETH have daily snapshots only: each hour takes the last snapshot (a step), so accrual over
+  whole days equals the index ratio exactly. weETH and wstETH come from the source's hourly files.
+- `staking`: `weeth_eth_rate`, `wsteth_eth_rate` (Aave oracle ratios), `weeth_oracle_usd_price`,
+  `wsteth_oracle_usd_price` (Aave USD oracle), `staking_apr` (weETH `base_staking_apr` of day D, from
+  D+1 00:00 when the day it measures is over). The USD oracle is interpolated between daily snapshots
+  and strays up to 6 % from rate x hourly ETH spot; named `*_usd_price` it would override that product in
+  `executors.market.usd_price` and skew health factors, hence the `oracle_` names.
+- `gas`: `gas_price_gwei` = the file's `gas_price_gwei` (equal to `gas_price_avg_gwei` in every row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from ledger.marketdata.frame import DataError, FundingPoint, MarketData
+from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, read_table
+
+HOUR, DAY, FUNDING_EVERY = timedelta(hours=1), timedelta(days=1), timedelta(hours=8)
+ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP = "eth_spot", "btc_spot", "eth_perp", "btc_perp"
+FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS = "funding_eth", "funding_btc", "aave", "staking", "gas"
+NEEDS = (ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP, FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS)
+FILLS = ("error", "previous")
+# need -> (market, base, venues it covers by default)
+VENUE_NEEDS = {
+    ETH_SPOT: ("spot", "eth", ("binance", "bybit")),
+    BTC_SPOT: ("spot", "btc", ("binance", "bybit")),
+    ETH_PERP: ("perp", "eth", ("binance", "bybit", "okx")),
+    BTC_PERP: ("perp", "btc", ("binance", "bybit", "okx")),
+    FUNDING_ETH: ("funding", "eth", ("binance", "bybit", "okx")),
+    FUNDING_BTC: ("funding", "btc", ("binance", "bybit", "okx")),
+}
+_S, _P, _F = "seed/market_data/spot_prices", "seed/market_data/derivatives/futures_ohlcv", \
+    "seed/market_data/derivatives/funding_rates"
+# (market, base, venue) -> file relative to root; columns per COLUMNS (the Binance ETH spot file: `date`)
+VENUE_FILES = {
+    ("spot", "eth", "binance"): "binance/spot/Binance_ETHUSDT_1h.csv",
+    ("spot", "eth", "bybit"): f"{_S}/eth_usd/bybit_ETHUSDT_spot_1h_2024-01-01_2025-09-26.csv",
+    ("spot", "btc", "binance"): f"{_S}/btc_usd/binance_BTCUSDT_1h_2024-01-01_2025-09-30.csv",
+    ("spot", "btc", "bybit"): f"{_S}/btc_usd/bybit_BTCUSDT_spot_1h_2024-01-01_2025-09-30.csv",
+    ("perp", "eth", "binance"): "binance/futures_um/binance_ETHUSDT_perp_1h_2024-01-01_2025-09-26.csv",
+    ("perp", "eth", "bybit"): f"{_P}/bybit_ETHUSDT_perp_1h_2024-01-01_2025-09-26.csv",
+    ("perp", "eth", "okx"): f"{_P}/okx_ETHUSDT_perp_1h_2024-08-01_2025-09-18.csv",
+    ("perp", "btc", "binance"): f"{_P}/binance_BTCUSDT_perp_1h_2024-01-01_2025-09-30.csv",
+    ("perp", "btc", "bybit"): f"{_P}/bybit_BTCUSDT_perp_1h_2024-01-01_2025-09-30.csv",
+    ("funding", "eth", "binance"): "binance/funding/binance_ETHUSDT_funding_rates_2024-01-01_2025-09-26.csv",
+    ("funding", "eth", "bybit"): f"{_F}/bybit_ETHUSDT_funding_rates_2024-01-01_2025-09-26.csv",
+    ("funding", "eth", "okx"): f"{_F}/okx_ETHUSDT_funding_rates_2024-05-01_2025-09-07.csv",
+    ("funding", "btc", "binance"): f"{_F}/binance_BTCUSDT_funding_rates_2024-01-01_2025-09-30.csv",
+    ("funding", "btc", "bybit"): f"{_F}/bybit_BTCUSDT_funding_rates_2024-01-01_2025-09-30.csv",
+    ("funding", "btc", "okx"): f"{_F}/okx_BTCUSDT_funding_rates_2024-05-01_2025-09-07.csv",
+}
+COLUMNS = {"spot": ("timestamp", "close"), "perp": ("timestamp", "close"),
+           "funding": ("funding_timestamp", "funding_rate")}
+TIME_COLUMN = {"binance/spot/Binance_ETHUSDT_1h.csv": "date"}
+ABSENT = {("perp", "btc", "okx"): "the seed data has no OKX BTC perp OHLCV (not in the source repository, "
+                                  "see seed/README.md); ask for 'btc_perp:binance,bybit'"}
+_R, _O = "seed/protocol_data/aave/rates/aave_v3_aave-v3-ethereum", "seed/protocol_data/aave/oracle"
+AAVE_FILES = {  # asset -> (file, time column, cadence)
+    "usdt": (f"{_R}_USDT_rates_2024-01-01_2025-09-18.csv", "targetDate", DAY),
+    "weth": (f"{_R}_WETH_rates_2024-01-01_2025-09-18.csv", "targetDate", DAY),
+    "weeth": (f"{_R}_weETH_rates_2024-05-12_2025-09-18_hourly.csv", "timestamp", HOUR),
+    "wsteth": (f"{_R}_wstETH_rates_2024-05-12_2025-09-18_hourly.csv", "timestamp", HOUR),
+}
+AAVE_COLUMNS = {"supply_index": "liquidityIndex", "borrow_index": "variableBorrowIndex",
+                "supply_apy": "currentLiquidityRate", "borrow_apy": "currentVariableBorrowRate"}
+STAKING_FILES = {  # key -> (file, time column, value column, cadence, shift)
+    "weeth_eth_rate": (f"{_O}/weETH_ETH_oracle_2024-01-01_2025-09-18.csv", "timestamp", "oracle_price_eth",
+                       HOUR, NO_SHIFT),
+    "wsteth_eth_rate": (f"{_O}/wstETH_ETH_oracle_2024-01-01_2025-09-18.csv", "timestamp", "oracle_price_eth",
+                        HOUR, NO_SHIFT),
+    "weeth_oracle_usd_price": (f"{_O}/weETH_USD_oracle_2024-01-01_2025-09-18.csv", "timestamp",
+                               "oracle_price_usd", HOUR, NO_SHIFT),
+    "wsteth_oracle_usd_price": (f"{_O}/wstETH_USD_oracle_2024-01-01_2025-09-18.csv", "timestamp",
+                                "oracle_price_usd", HOUR, NO_SHIFT),
+    "staking_apr": ("seed/protocol_data/staking/base_yields/weeth_oracle_yields_2024-01-01_2025-09-18.csv",
+                    "timestamp", "base_staking_apr", DAY, DAY),
+}
+GAS_FILE = ("seed/blockchain_data/gas_prices/ethereum_gas_prices_2024-01-01_2025-09-26.csv", "timestamp",
+            "gas_price_gwei")
+CAVEATS = {
+    AAVE: "aave: usdt/weth indexes and rates hold the last daily 00:00 snapshot each hour; weeth/wsteth "
+          "come from the source's hourly files, interpolated towards the next day's snapshot",
+    STAKING: "staking: *_eth_rate and *_oracle_usd_price are Aave oracle values linearly interpolated "
+             "between daily snapshots; staking_apr is weETH's daily base_staking_apr, available the next day",
+    "okx_funding": "okx funding: stamps may be 8-16 h off Binance/Bybit settlement times (seed/README.md)",
+}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One row key fed by one column of one file; `cadence` is the file's step (1 h or 1 day)."""
+
+    key: str
+    rel: str
+    time_col: str
+    value_col: str
+    cadence: timedelta = HOUR
+    shift: timedelta = NO_SHIFT
+
+
+def parse_needs(needs: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """need -> venues (empty for needs without venues); `"name:v1,v2"` narrows a need's venues."""
+    out: dict[str, tuple[str, ...]] = {}
+    if isinstance(needs, str) or not needs:
+        raise DataError(f"seed data: needs must be a non-empty list of {', '.join(NEEDS)}, got {needs!r}")
+    for need in needs:
+        name, _, venue_text = need.strip().partition(":")
+        if name not in NEEDS:
+            raise DataError(f"seed data: unknown need {need!r} (known: {', '.join(NEEDS)})")
+        known = VENUE_NEEDS[name][2] if name in VENUE_NEEDS else ()
+        venues = tuple(v.strip().lower() for v in venue_text.split(",") if v.strip()) if venue_text else known
+        unknown = [v for v in venues if v not in known]
+        if unknown or (not venues and known):
+            raise DataError(f"seed data: {need!r}: venues must be some of {', '.join(known) or 'none'}")
+        merged = out.get(name, ())
+        out[name] = merged + tuple(v for v in venues if v not in merged)
+    return out
+
+
+def series_for(needs: dict[str, tuple[str, ...]], start: datetime) -> list[Series]:
+    """The row series the needs ask for, in need order; an absent venue series is a DataError."""
+    out: list[Series] = []
+    for name, venues in needs.items():
+        if name in VENUE_NEEDS and VENUE_NEEDS[name][0] != "funding":
+            market, base, _known = VENUE_NEEDS[name]
+            for i, venue in enumerate(venues):
+                key = f"{venue}_{base}_{market}_price"
+                if (market, base, venue) in ABSENT:
+                    raise DataError(f"seed data: {key} is needed from {start.isoformat()} but "
+                                    f"{ABSENT[(market, base, venue)]}")
+                rel = VENUE_FILES[(market, base, venue)]
+                time_col, col = TIME_COLUMN.get(rel, COLUMNS[market][0]), COLUMNS[market][1]
+                out.append(Series(key, rel, time_col, col))
+                if market == "spot" and i == 0:
+                    out.append(Series(f"{base}_usd_price", rel, time_col, col))
+        elif name == AAVE:
+            for asset, (rel, time_col, cadence) in AAVE_FILES.items():
+                out += [Series(f"aave_{asset}_{key}", rel, time_col, col, cadence)
+                        for key, col in AAVE_COLUMNS.items()]
+        elif name == STAKING:
+            out += [Series(k, *spec) for k, spec in STAKING_FILES.items()]
+        elif name == GAS:
+            out.append(Series("gas_price_gwei", *GAS_FILE))
+    return out
+
+
+def _floor(ts: datetime, step: timedelta) -> datetime:
+    return EPOCH + (ts - EPOCH) // step * step
+
+
+def _stamp(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M")
+
+
+def _coverage(table: Table, key: str, need_from: datetime, need_to: datetime, start: datetime,
+              end: datetime) -> None:
+    if need_from < table.first or need_to > table.last:
+        raise DataError(f"{table.path}: covers {_stamp(table.first)} → {_stamp(table.last)} but {key} is "
+                        f"needed from {_stamp(need_from)} to {_stamp(need_to)} (window {_stamp(start)} → "
+                        f"{_stamp(end)})")
+
+
+def _values(s: Series, table: Table, col: int, stamps: list[datetime], fill: str,
+            notes: list[str]) -> list[Decimal]:
+    """The value at every stamp; a missing one fails or, with fill="previous", repeats the last one."""
+    out: list[Decimal] = []
+    previous = (table.before[0], table.before[1][col]) if table.before else None
+    gap: list[datetime] = []
+    carried_from: datetime | None = None
+    unit = "hours" if s.cadence == HOUR else "days"
+    for i, ts in enumerate(stamps):
+        row = table.rows.get(ts)
+        if row is not None:
+            previous = (ts, row[col])
+        elif fill == "error":
+            missing = [t for t in stamps if t not in table.rows]
+            raise DataError(f"{table.path}: {s.key} ({s.value_col}) has no row at {_stamp(ts)} "
+                            f"({len(missing)} of {len(stamps)} {unit} missing in {_stamp(stamps[0])} → "
+                            f"{_stamp(stamps[-1])}); fill='previous' carries the last value forward")
+        elif previous is None:  # coverage puts a row at or before the first stamp, so only a bug lands here
+            raise DataError(f"{table.path}: {s.key} has no value at or before {_stamp(ts)}")
+        elif not gap:
+            carried_from = previous[0]
+        if row is None:
+            gap.append(ts)
+        assert previous is not None
+        out.append(previous[1])
+        if gap and carried_from is not None and (row is not None or i == len(stamps) - 1):
+            first, last = gap[0], gap[-1]
+            shown = last.strftime("%H:%M") if last.date() == first.date() else _stamp(last)
+            notes.append(f"{s.key}: {len(gap)} {unit} {_stamp(first)} → {shown} carried forward from "
+                         f"{_stamp(carried_from)} (file {s.rel})")
+            gap = []
+    return out
+
+
+def _funding(root: Path, base: str, venue: str, lo: datetime, hi: datetime, start: datetime,
+             end: datetime) -> list[FundingPoint]:
+    """Settlements on the 00/08/16 UTC grid in [lo, hi); funding gaps always fail (none is invented)."""
+    rel, (time_col, col) = VENUE_FILES[("funding", base, venue)], COLUMNS["funding"]
+    table = read_table(root, rel, time_col, (col,), lo, hi, to_minute=True)
+    first = _floor(lo, FUNDING_EVERY)
+    first = first if first == lo else first + FUNDING_EVERY
+    stamps = [first + i * FUNDING_EVERY for i in range(max(0, -(-(hi - first) // FUNDING_EVERY)))]
+    off_grid = sorted(t for t in table.rows if _floor(t, FUNDING_EVERY) != t)
+    if off_grid:
+        raise DataError(f"{table.path}: funding at {_stamp(off_grid[0])} is not on the 00/08/16 UTC grid")
+    if not stamps:
+        return []
+    _coverage(table, f"{venue} {base.upper()} funding", stamps[0], stamps[-1], start, end)
+    missing = [t for t in stamps if t not in table.rows]
+    if missing:
+        raise DataError(f"{table.path}: {venue} {base.upper()} funding has no settlement at "
+                        f"{_stamp(missing[0])} ({len(missing)} of {len(stamps)} missing); funding is "
+                        "never filled")
+    return [FundingPoint(t, venue, base.upper(), table.rows[t][0]) for t in stamps]
+
+
+def load_seed(
+    root: Path, start: datetime, end: datetime, needs: Sequence[str], fill: str = "error",
+) -> MarketData:
+    """Hourly rows over [start, end) (whole hours) and funding for `needs` from the seed data folder.
+
+    `fill="error"` (default): a missing row inside the window is a DataError naming the file and the
+    first missing time. `fill="previous"`: the last value is carried forward and every filled span is
+    written to `notes`. A window outside a file's coverage always fails, naming the file's coverage.
+    """
+    root = Path(root)
+    if not (root / "seed").is_dir():
+        raise DataError(f"{root}: not a seed data folder (expected {root / 'seed'})")
+    if fill not in FILLS:
+        raise DataError(f"seed data: fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    for name, ts in (("start", start), ("end", end)):
+        if not isinstance(ts, datetime) or ts.tzinfo is None:
+            raise DataError(f"seed data: {name} must be an aware UTC datetime, got {ts!r}")
+    first = _floor(start, HOUR)
+    first = first if first == start else first + HOUR
+    times = [first + i * HOUR for i in range(max(0, -(-(end - first) // HOUR)))]
+    if not times:
+        raise DataError(f"seed data: window {start.isoformat()} → {end.isoformat()} holds no whole hour")
+    parsed = parse_needs(needs)
+    series = series_for(parsed, times[0])
+    hi = times[-1] + HOUR
+    notes: list[str] = []
+    tables: dict[tuple[str, str, timedelta, timedelta], tuple[Table, list[str]]] = {}
+    by_file: dict[tuple[str, str, timedelta, timedelta], list[str]] = {}
+    for s in series:
+        cols = by_file.setdefault((s.rel, s.time_col, s.cadence, s.shift), [])
+        if s.value_col not in cols:
+            cols.append(s.value_col)
+    for (rel, time_col, cadence, shift), cols in by_file.items():
+        table = read_table(root, rel, time_col, cols, _floor(times[0], cadence), hi, shift)
+        off_grid = sorted(t for t in table.rows if _floor(t, cadence) != t)
+        if off_grid:  # a row between the file's steps would otherwise be silently unused
+            raise DataError(f"{table.path}: row at {off_grid[0].isoformat()} is not on the file's "
+                            f"{'hourly' if cadence == HOUR else 'daily 00:00'} grid")
+        tables[(rel, time_col, cadence, shift)] = (table, cols)
+    columns: dict[str, list[Decimal]] = {}
+    for s in series:
+        table, cols = tables[(s.rel, s.time_col, s.cadence, s.shift)]
+        stamps = sorted({_floor(t, s.cadence) for t in times})
+        _coverage(table, s.key, stamps[0], stamps[-1], start, end)
+        values = _values(s, table, cols.index(s.value_col), stamps, fill, notes)
+        at = dict(zip(stamps, values, strict=True))
+        columns[s.key] = [at[_floor(t, s.cadence)] for t in times]
+    funding: list[FundingPoint] = []
+    for name, venues in parsed.items():
+        if name in VENUE_NEEDS and VENUE_NEEDS[name][0] == "funding":
+            for venue in venues:
+                funding += _funding(root, VENUE_NEEDS[name][1], venue, times[0], hi, start, end)
+            if "okx" in venues:
+                notes.append(CAVEATS["okx_funding"])
+        elif name in CAVEATS:
+            notes.append(CAVEATS[name])
+    rows = [{k: v[i] for k, v in columns.items()} for i in range(len(times))]
+    label = ", ".join(needs) + (f"; fill={fill}" if fill != "error" else "")
+    return MarketData.build(f"seed data {root} [{label}]", times, rows, funding, list(dict.fromkeys(notes)))
