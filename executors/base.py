@@ -129,6 +129,7 @@ class BaseExecutionInterface(ABC):
             raise InstructionError(
                 "instruction_id", f"expected non-empty text of at most 128 characters, got {supplied!r}"
             )
+        self.logger.claim_instruction_id(supplied.strip())
         return supplied.strip()
 
     def reject(
@@ -170,6 +171,8 @@ class BaseExecutionInterface(ABC):
 
     def parse_transfer_at(self, instruction: Mapping[str, Any]) -> tuple[str, str, Any]:
         """(source venue, instruction id, parsed transfer or Invalid) for a transfer instruction."""
+        if not isinstance(instruction, Mapping):
+            raise InstructionError("instruction", f"expected a dict, got {type(instruction).__name__}")
         source = instruction.get("from_venue", instruction.get("source_venue"))
         if source is None:
             raise InstructionError("from_venue", "is required")

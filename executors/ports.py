@@ -70,6 +70,10 @@ class EventLogger(Protocol):
 
     def next_instruction_id(self) -> str: ...
 
+    def claim_instruction_id(self, instruction_id: str) -> None:
+        """Refuse (DuplicateError) a caller-supplied id already used at any venue."""
+        ...
+
     def schedule(self, due: datetime, kind: str, payload: dict[str, Any]) -> None:
         """Ask the engine to call back the owning interface's `on_due` at `due` (backtests)."""
         ...

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from aggregates.errors import LedgerError
+from aggregates.errors import DuplicateError, LedgerError
 from aggregates.ids import instruction_id
 from aggregates.session import Session
 from aggregates.venue import VenueLedger
@@ -50,6 +50,13 @@ class EventRecorder:
         self.flush_every = flush_every
         self.sequence = 0
         self.events = 0
+        self._ids: set[str] = set()
+        # Events the ledger saves by itself (session start and end, checkpoints) must reach the
+        # listeners too, after the batch they were saved with, or a live projection differs from a
+        # rebuild of the same log.
+        self._own: set[int] = set()
+        self._foreign: list[tuple[int | None, Any]] = []
+        ledger.subscribe(self._saved)
 
     # ---- time --------------------------------------------------------------------------------------
 
@@ -78,7 +85,15 @@ class EventRecorder:
 
     def next_instruction_id(self) -> str:
         self.sequence += 1
-        return instruction_id(self.session_key, self.sequence)
+        iid = instruction_id(self.session_key, self.sequence)
+        self._ids.add(iid)
+        return iid
+
+    def claim_instruction_id(self, iid: str) -> None:
+        """A caller-supplied id must be new across every venue of the ledger, not only at one."""
+        if iid in self._ids:
+            raise DuplicateError(f"instruction_id: {iid!r} was already used in this ledger")
+        self._ids.add(iid)
 
     # ---- appending ---------------------------------------------------------------------------------
 
@@ -98,6 +113,7 @@ class EventRecorder:
             self._buffer.extend(events)
             pairs = self.flush()
             self._deliver(pairs)
+            self._drain()
             return
         self._deliver([(None, e) for e in events])
         self._buffer.extend(events)
@@ -114,8 +130,25 @@ class EventRecorder:
             return []
         events, aggregates = self._buffer, list(self._dirty.values())
         self._buffer, self._dirty = [], {}
-        return self.ledger.save_events(events, aggregates)
+        self._own = {id(e) for e in events}
+        try:
+            pairs = self.ledger.save_events(events, aggregates)
+        finally:
+            self._own = set()
+        if self.flush_every > 0:
+            self._drain()  # backtests delivered their own events at commit
+        return pairs
 
     def _deliver(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
         for listener in self._listeners:
             listener(pairs)
+
+    def _saved(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
+        self._foreign.extend(p for p in pairs if id(p[1]) not in self._own)
+        if not self._own:
+            self._drain()
+
+    def _drain(self) -> None:
+        if self._foreign:
+            pairs, self._foreign = self._foreign, []
+            self._deliver(pairs)

@@ -185,7 +185,14 @@ class SimulatedChain:
                     )
         asset = "WETH" if op.token == "ETH" else op.token
         if op.operation == "AAVE_WITHDRAW":
-            return risk.balance(mon.supplied(venue, asset), op.amount, f"{asset} supplied", venue)
+            problem = risk.balance(mon.supplied(venue, asset), op.amount, f"{asset} supplied", venue)
+            price = usd_price(market, asset)
+            if problem is not None or price is None:
+                return problem
+            collateral, debt = mon.aave_totals(venue, market)
+            threshold = iface.limits.liquidation_thresholds.get(asset, risk.ZERO)
+            return risk.health_factor(collateral - op.amount * price * threshold, debt,
+                                      iface.limits.min_health_factor)
         if op.operation == "AAVE_REPAY" and op.amount > mon.borrowed(venue, asset):
             return (
                 "exceeds_debt",
@@ -208,12 +215,15 @@ class SimulatedChain:
             wallet = iface.wallet(op.venue)
             txs = self.plan(op, wallet, market)
             gwei = market.get("gas_price_gwei")
+            if gwei is not None and gwei < 0:
+                return iface.reject(op.venue, op.instruction_id, "invalid_field",
+                                    f"market_data: gas_price_gwei must not be negative, got {gwei}", raw, op)
             fees = [iface.costs.gas_fee(tx.purpose, gwei) for tx in txs]
             gas = sum((f[2] for f in fees), ZERO)
             problem = self.check(iface, op, txs, [f[2] for f in fees], wallet, market)
             if problem is not None:
                 return iface.reject(op.venue, op.instruction_id, problem[0], problem[1], raw, op)
-            self._reference_indexes(market)
+            self._reference_indexes(iface, market)
             logger = iface.logger
             agg = logger.venue(op.venue)
             now = logger.now()
@@ -274,7 +284,12 @@ class SimulatedChain:
                     self.approved.add(e["asset"])
         return tx_hash
 
-    def _reference_indexes(self, market: dict[str, Decimal]) -> None:
+    def _reference_indexes(self, iface: BaseExecutionInterface, market: dict[str, Decimal]) -> None:
+        """The index new holdings accrue from: the market's now. A book that is empty forgets its old
+        reference (it was not updated while nothing was held), so nothing accrues for that time."""
+        held = {(asset, side) for side, asset, _x in iface.monitor.lending(iface.chain_venue)}
+        for slot in [s for s in self.index if s not in held]:
+            del self.index[slot]
         for key, value in market.items():
             if key.startswith("aave_") and key.endswith("_index"):
                 asset, side = key[5:-6].rsplit("_", 1)
@@ -292,7 +307,7 @@ class SimulatedChain:
     def advance(self, iface: BaseExecutionInterface, ts: datetime, market: dict[str, Decimal]) -> None:
         with localcontext(MONEY):
             self._accrue(iface, ts, market)
-            self._claim(iface, ts)
+            self._claim(iface, ts, market)
             self._liquidate(iface, market)
 
     def _accrue(self, iface: BaseExecutionInterface, ts: datetime, market: dict[str, Decimal]) -> None:
@@ -326,7 +341,7 @@ class SimulatedChain:
             logger.commit(agg)
             iface.notify({"status": "INTEREST", "venue": venue})
 
-    def _claim(self, iface: BaseExecutionInterface, ts: datetime) -> None:
+    def _claim(self, iface: BaseExecutionInterface, ts: datetime, market: dict[str, Decimal]) -> None:
         due = [c for c in self.claims if c.due <= ts]
         if not due:
             return
@@ -334,16 +349,25 @@ class SimulatedChain:
         logger = iface.logger
         agg = logger.venue(iface.chain_venue)
         wallet = iface.wallet(iface.chain_venue)
+        # Gas is paid up front from the wallet: a claim it cannot pay for waits for a later step.
+        held = iface.monitor.balance("ETH", iface.chain_venue, wallet)
+        claimed = False
         for claim in due:
-            fee = iface.costs.gas_fee("CLAIM", None)
+            fee = iface.costs.gas_fee("CLAIM", market.get("gas_price_gwei"))
+            if fee[2] > held:
+                self.claims.append(claim)
+                continue
+            held += claim.amount - fee[2]
             tx = Tx(
                 "CLAIM",
                 ({"kind": "unstaked", "asset": "ETH", "amount": str(claim.amount), "wallet": wallet},),
             )
             self._send(iface, claim.instruction_id, [tx], [fee], logger.now())
             agg.record_completed(claim.instruction_id, logger.now())
-        logger.commit(agg)
-        iface.notify({"status": "COMPLETED", "venue": iface.chain_venue})
+            claimed = True
+        if claimed:
+            logger.commit(agg)
+            iface.notify({"status": "COMPLETED", "venue": iface.chain_venue})
 
     def _liquidate(self, iface: BaseExecutionInterface, market: dict[str, Decimal]) -> None:
         """Below health factor 1 a liquidator repays half the largest debt and takes collateral + bonus."""

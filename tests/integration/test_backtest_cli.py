@@ -166,7 +166,9 @@ def test_a_recorded_log_is_market_data_for_another_run(tmp_path: Path) -> None:
     """`--data run.db` replays the market an earlier backtest recorded: same fills, same P&L lines."""
     first = ledger("backtest", "--days", "4", "--db", "run.db", "--report", "r1", "--json", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    again = ledger("backtest", "--data", "run.db", "--db", "rerun.db", "--report", "r2", "--json", cwd=tmp_path)
+    again = ledger(
+        "backtest", "--data", "run.db", "--db", "rerun.db", "--report", "r2", "--json", cwd=tmp_path
+    )
     assert again.returncode == 0, again.stderr
     a, b = json.loads(first.stdout), json.loads(again.stdout)
     assert (a["fills"], a["pnl"], a["final_equity"]) == (b["fills"], b["pnl"], b["final_equity"])
