@@ -3,7 +3,7 @@ engine, and collect what the report needs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from ledger.engine import EventDrivenStrategyEngine
-from ledger.marketdata import MarketData, generate, load_event_log, load_folder
+from ledger.marketdata import (
+    DataError,
+    MarketData,
+    gas_units,
+    generate,
+    load_event_log,
+    load_execution_costs,
+    load_folder,
+    load_seed,
+)
 from ledger.strategies import Strategy, StrategyView
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -26,6 +35,7 @@ class BacktestResult:
     digest: str
     equity: list[tuple[str, Decimal]]
     exposure: list[tuple[str, dict[str, Decimal]]]
+    health: list[tuple[str, dict[str, Decimal]]]
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,32 +49,77 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_data(*, data_dir: Path | None, seed: int, start: datetime | None, end: datetime | None,
-              days: int | None) -> MarketData:
-    """The folder's data when given, else the seeded synthetic market (default: 90 days from 2024-01-01)."""
+def seed_root(path: Path) -> Path | None:
+    """The shared data folder when `path` is it (holds `seed/`) or its `seed/` subfolder."""
+    if (path / "seed").is_dir():
+        return path
+    if path.name == "seed" and (path.parent / "binance").is_dir():
+        return path.parent
+    return None
+
+
+def load_data(
+    *,
+    data_dir: Path | None,
+    seed: int,
+    start: datetime | None,
+    end: datetime | None,
+    days: int | None,
+    needs: Sequence[str] = (),
+    fill: str = "error",
+) -> MarketData:
+    """Market data for a run, `end` included: the seed data folder (the series `needs` names), a folder
+    of Binance files, a recorded event log, or else the seeded synthetic market (90 days from
+    2024-01-01 unless told otherwise)."""
+    step = timedelta(hours=1)
+    last = end if end is not None else (start + timedelta(days=days) if start and days else None)
     if data_dir is not None:
-        last = end or (start + timedelta(days=days) if start and days else None)
+        root = seed_root(data_dir)
+        if root is not None:
+            if start is None or last is None:
+                raise DataError(
+                    "seed data: give --start and --end (or --days): the files cover 2024-01 to 2025-09"
+                )
+            return load_seed(root, start, last + step, needs or ("eth_spot",), fill=fill)
         if data_dir.is_file() or "://" in str(data_dir):
             recorded = load_event_log(str(data_dir))  # the market data an earlier run recorded
-            return recorded.between(start or recorded.start, last or recorded.end + timedelta(hours=1))
-        return load_folder(data_dir, start, last)
+            return recorded.between(start or recorded.start, (last or recorded.end) + step)
+        return load_folder(data_dir, start, last + step if last else None)
     first = start or DEFAULT_START
-    last = end or first + timedelta(days=days or DEFAULT_DAYS)
-    return generate(seed, first, last)
+    final = last or first + timedelta(days=days or DEFAULT_DAYS)
+    return generate(seed, first, final + step, btc=any(n.startswith("btc") for n in needs))
 
 
-def build_config(strategy: Strategy, data: MarketData, *, db: str, seed: int,
-                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def seed_overrides(data_dir: Path | None) -> dict[str, Any]:
+    """With the seed data, the seed's own execution-cost table and gas units per operation."""
+    root = seed_root(data_dir) if data_dir is not None else None
+    if root is None:
+        return {}
+    return {"execution_costs": load_execution_costs(root), "gas": {"units": gas_units(root)}}
+
+
+def build_config(
+    strategy: Strategy, data: MarketData, *, db: str, seed: int, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     config = merge(strategy.config(), overrides or {})
-    return merge(config, {
-        "execution_mode": "backtest", "ledger": {"url": db},
-        "session": {"start": data.start.isoformat(), "seed": seed, "key": f"backtest-{strategy.name}-{seed}"},
-        "strategy": strategy.name,
-    })
+    return merge(
+        config,
+        {
+            "execution_mode": "backtest",
+            "ledger": {"url": db},
+            "session": {
+                "start": data.start.isoformat(),
+                "seed": seed,
+                "key": f"backtest-{strategy.name}-{seed}",
+            },
+            "strategy": strategy.name,
+        },
+    )
 
 
-async def run_backtest(config: dict[str, Any], strategy: Strategy, data: MarketData,
-                       progress: Progress | None = None) -> BacktestResult:
+async def run_backtest(
+    config: dict[str, Any], strategy: Strategy, data: MarketData, progress: Progress | None = None
+) -> BacktestResult:
     engine = EventDrivenStrategyEngine(config, data=data)
     view = StrategyView(engine)
     total = len(data.times)
@@ -85,6 +140,12 @@ async def run_backtest(config: dict[str, Any], strategy: Strategy, data: MarketD
     summary = engine.summary()
     digest = engine.digest()
     notes = list(getattr(strategy, "notes", [])) + list(data.notes)
-    summary.update(strategy=strategy.name, seed=config["session"]["seed"], digest=digest, notes=notes,
-                   data_source=data.source)
-    return BacktestResult(summary, digest, list(engine.projection.state.equity), engine.exposure_series)
+    summary.update(
+        strategy=strategy.name,
+        seed=config["session"]["seed"],
+        digest=digest,
+        notes=notes,
+        data_source=data.source,
+    )
+    return BacktestResult(summary, digest, list(engine.projection.state.equity), engine.exposure_series,
+                          engine.risk_series)

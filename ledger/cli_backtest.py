@@ -59,6 +59,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _params(items: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs; values are JSON (numbers become Decimal), or plain text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise _fail(f"--param: expected NAME=VALUE, got {item!r}")
+        try:
+            value = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+        except ValueError:
+            value = text
+        if isinstance(value, dict):
+            value = {k: Decimal(str(v)) for k, v in value.items()}
+        out[name.strip()] = int(value) if name.strip() in ("max_loops",) else value
+    return out
+
+
 def _prepare_db(db: str, force: bool) -> str:
     url = db if "://" in db or db.startswith("memory") else f"sqlite:///{db}"
     if url.startswith("sqlite:///") and force:
@@ -91,15 +108,23 @@ def backtest(
     start: Annotated[
         str | None, typer.Option(help="First day, ISO (default 2024-01-01 for synthetic data).")
     ] = None,
-    end: Annotated[str | None, typer.Option(help="End, ISO, exclusive.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last time included, ISO (a date means its 00:00).")] = None,
     seed: Annotated[
         int, typer.Option(help="Seed of the synthetic market (and recorded in the session).")
     ] = 7,
     data: Annotated[
         Path | None,
         typer.Option(
-            "--data", help="Folder of Binance archive files instead of synthetic data (formats: README)."
+            "--data",
+            help="Instead of synthetic data: the shared seed data folder, a folder of Binance archive "
+            "files, or a recorded ledger (formats: README).",
         ),
+    ] = None,
+    fill: Annotated[
+        str, typer.Option(help="Gaps in seed data: 'error' (default) or 'previous' (carried, noted).")
+    ] = "error",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Strategy parameter NAME=VALUE (repeatable).")
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="Strategy name (`ledger strategies` lists them).")
@@ -114,7 +139,7 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Run a strategy over market data through the execution interfaces into a fresh ledger."""
-    from ledger.backtest import build_config, load_data, run_backtest
+    from ledger.backtest import build_config, load_data, merge, run_backtest, seed_overrides
     from ledger.config import load_config
     from ledger.report import render_console, write_report
     from ledger.strategies import create
@@ -130,11 +155,16 @@ def backtest(
             raise ValueError
     except (ArithmeticError, ValueError):
         raise _fail(f"--capital: expected a positive amount, got {capital!r}") from None
+    if fill not in ("error", "previous"):
+        raise _fail(f"--fill: expected error or previous, got {fill!r}")
     try:
-        chosen = create(strategy, capital=amount)
         overrides = load_config(config) if config is not None else {}
+        params = {**(overrides.pop("strategy_params", None) or {}), **_params(param or [])}
+        chosen = create(strategy, capital=amount, **params)
         _prepare_report(report)
-        market = load_data(data_dir=data, seed=seed, start=first, end=last, days=days)
+        needs = chosen.data_needs() if hasattr(chosen, "data_needs") else ()
+        market = load_data(data_dir=data, seed=seed, start=first, end=last, days=days, needs=needs, fill=fill)
+        overrides = merge(seed_overrides(data), overrides)
         cfg = build_config(chosen, market, db=_prepare_db(db, force), seed=seed, overrides=overrides)
         with Progress(
             TextColumn("backtest"),

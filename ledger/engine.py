@@ -113,6 +113,7 @@ class EventDrivenStrategyEngine:
         self._marks_due: datetime | None = None
         self.initial_equity: Decimal | None = None
         self.exposure_series: list[tuple[str, dict[str, Decimal]]] = []
+        self.risk_series: list[tuple[str, dict[str, Decimal]]] = []  # health factor per venue, hourly
         self.closed = False
         self._due: list[tuple[BaseExecutionInterface, datetime | None]] = []
         self._due_at = -1
@@ -202,6 +203,8 @@ class EventDrivenStrategyEngine:
             if self.initial_equity is None:
                 self.initial_equity = self.position_monitor.equity()
             self.exposure_series.append((when.isoformat(), self.position_monitor.exposure()))
+            risk = self.position_monitor.risk()
+            self.risk_series.append((when.isoformat(), dict(risk["health_factor"])))  # type: ignore[call-overload]
         # Due times only change when something is appended: ask again only then.
         if self._due_at != self.event_logger.events:
             self._due = [(i, i.next_due()) for i in self.execution_interfaces.values()]

@@ -41,6 +41,12 @@ class Mode:
 
     needs: tuple[str, ...] = ()
 
+    def data_needs(self) -> tuple[str, ...]:
+        """The seed data series this mode reads; perps and funding only at venues with a hedge weight."""
+        venues = ",".join(v for v, w in sorted(self.hedge_split.items()) if w)
+        narrowed = ("_perp", "funding_")
+        return tuple(f"{n}:{venues}" if any(k in n for k in narrowed) else n for n in self.needs)
+
     def validate(self) -> None:
         b.check_fraction("delta_tolerance", self.delta_tolerance, b.ZERO, D("0.5"))
         b.check_weights("hedge_split", self.hedge_split)
@@ -180,6 +186,7 @@ class Leveraged(StakingOnly):
     liquidation_threshold: Decimal = Decimal("0.95")  # AAVE e-mode for weETH/WETH (seed risk parameters)
     max_loops: int = 8
     loops: int = 0
+    needs: tuple[str, ...] = ("eth_spot", "aave", "staking", "gas")
 
     def validate(self) -> None:
         super().validate()
