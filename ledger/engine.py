@@ -29,6 +29,7 @@ from ledger.provider import DataProvider, describe
 from ledger.recorder import EventRecorder
 from projections import reports
 from projections.memory import InMemoryProjection
+from projections.prices import usd_price
 
 MARKS_EVERY = timedelta(hours=1)
 BACKTEST_BATCH = 2_000
@@ -98,6 +99,8 @@ class EventDrivenStrategyEngine:
             clock=live_clock,
         )
         self.event_logger.subscribe(self.projection.handle)
+        self._borrow_cost = Decimal(0)
+        self.event_logger.subscribe(self._watch_borrowing)
         self.execution_interfaces = ExecutionInterfaceFactory.create_all_interfaces(
             execution_mode=self.execution_mode, config=self.config
         )
@@ -324,7 +327,34 @@ class EventDrivenStrategyEngine:
             "initial_equity": initial,
             "final_equity": final,
             "apy": apy(initial, final, days),
+            "attribution": self.attribution(initial, final),
         }
+
+    def attribution(self, initial: Decimal, final: Decimal) -> dict[str, Decimal]:
+        """Equity change by source: AAVE supply interest and borrow cost apart, staking rewards, funding,
+        fees, gas, and price (the rest: spot and perp price moves, realised and unrealised)."""
+        lines = self.position_monitor.pnl()
+        borrow = self._borrow_cost
+        out = {
+            "supply_interest": lines["interest"] - borrow,
+            "borrow_cost": borrow,
+            "staking_rewards": lines["rewards"],
+            "funding": lines["funding"],
+            "fees": lines["fees"],
+            "gas": lines["gas"],
+        }
+        with localcontext(MONEY):
+            out["price"] = final - initial - sum(out.values(), Decimal(0))
+            out["total"] = final - initial
+        return out
+
+    def _watch_borrowing(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
+        """Borrow interest in USD at the time it accrues (the P&L interest line nets it with supply)."""
+        for _nid, event in pairs:
+            if type(event).__name__ == "InterestAccrued" and event.side == "borrowed":
+                price = usd_price(self.projection.state.marks, event.asset) or Decimal(0)
+                with localcontext(MONEY):
+                    self._borrow_cost -= event.amount * price
 
 
 def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:

@@ -25,9 +25,17 @@ from rich.text import Text
 from aggregates.errors import LedgerError
 
 _CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
-_STYLE: dict[Any, Any] = {"font.family": "DejaVu Sans", "font.size": 9.5, "axes.grid": True,
-                          "grid.alpha": 0.35, "axes.spines.top": False, "axes.spines.right": False,
-                          "figure.dpi": 100, "savefig.dpi": 110, "figure.facecolor": "white"}
+_STYLE: dict[Any, Any] = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9.5,
+    "axes.grid": True,
+    "grid.alpha": 0.35,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+    "savefig.dpi": 110,
+    "figure.facecolor": "white",
+}
 PNL_ORDER = ("realised", "unrealised", "fees", "funding", "gas", "interest", "rewards", "total")
 Series = Sequence[tuple[str, Decimal]]
 ExposureSeries = Sequence[tuple[str, dict[str, Decimal]]]
@@ -112,6 +120,7 @@ def _usd_axis(ax: Any, label: str) -> None:
     def fmt(v: float, _pos: object) -> str:
         low, high = ax.get_ylim()
         return f"{v:,.{0 if high - low >= 10 else 2}f}"
+
     ax.yaxis.set_major_formatter(FuncFormatter(fmt))
     ax.set_ylabel(label)
 
@@ -139,8 +148,14 @@ def _equity_png(equity: Series, title: str, initial: Decimal | None) -> bytes:
             drawdown.append(float((v - peak) / peak * 100) if peak > 0 else 0.0)
     initial = equity[0][1] if initial is None else initial
     ax, dd_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    ax.plot(x, [float(v) for _t, v in equity], color="#1f4e79", lw=1.6, label="equity",
-            marker="o" if len(x) == 1 else None)
+    ax.plot(
+        x,
+        [float(v) for _t, v in equity],
+        color="#1f4e79",
+        lw=1.6,
+        label="equity",
+        marker="o" if len(x) == 1 else None,
+    )
     ax.axhline(float(initial), color="#888888", lw=0.9, ls="--", label=f"initial equity {money(initial)}")
     _usd_axis(ax, "equity (USD)")
     ax.legend(loc="best", frameon=False)
@@ -162,19 +177,24 @@ def _exposure_png(exposure: ExposureSeries, title: str) -> bytes:
     if not (assets or has_usd):
         return _png(fig, "No exposure points were recorded for this run.")
     x = _dates(exposure, "exposure")
-    axes = list(fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])) if assets and has_usd \
+    axes = (
+        list(fig.subplots(2, 1, sharex=True, height_ratios=[3, 2]))
+        if assets and has_usd
         else [fig.subplots()]
+    )
     if assets:
         for asset in assets:
-            axes[0].step(x, [float(row.get(asset, 0)) for _t, row in exposure], where="post", lw=1.5,
-                         label=asset)
+            axes[0].step(
+                x, [float(row.get(asset, 0)) for _t, row in exposure], where="post", lw=1.5, label=asset
+            )
         axes[0].axhline(0, color="#333333", lw=0.8)
         axes[0].set_ylabel("net units")
         axes[0].set_title("net units per underlying (USD excluded)", loc="left", fontsize=9)
         axes[0].legend(loc="best", frameon=False, ncols=min(len(assets), 6))
     if has_usd:
-        axes[-1].step(x, [float(row.get("USD", 0)) for _t, row in exposure], where="post", color="#2e7d32",
-                      lw=1.5)
+        axes[-1].step(
+            x, [float(row.get("USD", 0)) for _t, row in exposure], where="post", color="#2e7d32", lw=1.5
+        )
         _usd_axis(axes[-1], "USD")
         axes[-1].set_title("net USD (cash and stablecoins)", loc="left", fontsize=9)
     _time_axis(axes[-1], x)
@@ -201,8 +221,12 @@ def _figures(summary: dict[str, Any], equity: Series | None) -> dict[str, str]:
     final = _dec(summary.get("final_equity", equity[-1][1] if equity else None))
     with localcontext(_CTX):
         ret = (final - initial) / initial if initial and final is not None else None
-    out = {"initial equity (USD)": money(initial), "final equity (USD)": money(final), "return": percent(ret),
-           "APY": percent(summary.get("apy"))}
+    out = {
+        "initial equity (USD)": money(initial),
+        "final equity (USD)": money(final),
+        "return": percent(ret),
+        "APY": percent(summary.get("apy")),
+    }
     if equity is not None:
         out["max drawdown"] = percent(max_drawdown(equity)) if equity else "—"
     return out
@@ -213,13 +237,28 @@ def _pairs(mapping: Any) -> list[tuple[str, str]]:
 
 
 def _tables(summary: dict[str, Any], equity: Series | None) -> dict[str, _Table]:
-    params = [(k, f"{v:,}" if isinstance(v, int) else str(v)) for k in
-              ("strategy", "start", "end", "seed", "events", "fills") if (v := summary.get(k)) is not None]
-    balances = [(str(venue), a, x) for venue, assets in sorted((summary.get("balances") or {}).items())
-                for a, x in (_pairs(assets) if isinstance(assets, dict) else [(venue, quantity(assets))])]
-    positions = [(str(p.get("venue", "")), str(p.get("instrument", "")), str(p.get("market_type", "")),
-                  quantity(p.get("quantity")), quantity(p.get("avg_entry")), money(p.get("realised")),
-                  money(p.get("fees"))) for p in summary.get("positions") or []]
+    params = [
+        (k, f"{v:,}" if isinstance(v, int) else str(v))
+        for k in ("strategy", "start", "end", "seed", "events", "fills")
+        if (v := summary.get(k)) is not None
+    ]
+    balances = [
+        (str(venue), a, x)
+        for venue, assets in sorted((summary.get("balances") or {}).items())
+        for a, x in (_pairs(assets) if isinstance(assets, dict) else [(venue, quantity(assets))])
+    ]
+    positions = [
+        (
+            str(p.get("venue", "")),
+            str(p.get("instrument", "")),
+            str(p.get("market_type", "")),
+            quantity(p.get("quantity")),
+            quantity(p.get("avg_entry")),
+            money(p.get("realised")),
+            money(p.get("fees")),
+        )
+        for p in summary.get("positions") or []
+    ]
     pnl = summary.get("pnl") or {}
     lines = [k for k in PNL_ORDER if k in pnl] + sorted(k for k in pnl if k not in PNL_ORDER)
     risk = summary.get("risk") or {}
@@ -228,24 +267,49 @@ def _tables(summary: dict[str, Any], equity: Series | None) -> dict[str, _Table]
         "params": _Table("Run parameters", ("parameter", "value"), params, left=2),
         "headline": _Table("Headline", ("figure", "value"), list(_figures(summary, equity).items())),
         "balances": _Table("Balances per venue", ("venue", "asset", "amount"), balances, left=2),
-        "positions": _Table("Positions", ("venue", "instrument", "type", "quantity", "avg entry",
-                                          "realised", "fees"), positions, left=3),
+        "positions": _Table(
+            "Positions",
+            ("venue", "instrument", "type", "quantity", "avg entry", "realised", "fees"),
+            positions,
+            left=3,
+        ),
         "exposure": _Table("Net exposure", ("underlying", "net units"), _pairs(summary.get("exposure"))),
         "in_transit": _Table("In transit", ("asset", "amount"), _pairs(summary.get("in_transit"))),
         "pnl": _Table("P&L by line (USD)", ("line", "USD"), [(k, money(pnl[k])) for k in lines]),
-        "risk": _Table("Risk", ("venue", "health factor", "margin use"),
-                       [(v, _fmt(hf[v], 4) if v in hf else "—", percent(mu[v]) if v in mu else "—")
-                        for v in sorted(set(hf) | set(mu))]),
+        "attribution": _Table(
+            "Equity change by source (USD)",
+            ("source", "USD"),
+            [(k.replace("_", " "), money(v)) for k, v in (summary.get("attribution") or {}).items()],
+        ),
+        "risk": _Table(
+            "Risk",
+            ("venue", "health factor", "margin use"),
+            [
+                (v, _fmt(hf[v], 4) if v in hf else "—", percent(mu[v]) if v in mu else "—")
+                for v in sorted(set(hf) | set(mu))
+            ],
+        ),
     }
 
 
 def _parts(summary: dict[str, Any], equity: Series, notes: list[str]) -> list[_Table | _Block]:
     t = _tables(summary, equity)
     breaches = [str(b) for b in (summary.get("risk") or {}).get("breaches") or []]
-    return [t["params"], t["headline"], _Block("Equity curve", src="equity.png"), t["balances"],
-            t["positions"], t["exposure"], _Block("Exposure over time", src="exposure.png"),
-            *([t["in_transit"]] if t["in_transit"].rows else []), t["pnl"], t["risk"],
-            _Block("Risk breaches", breaches or ["none"]), _Block("Notes", notes or ["none"])]
+    return [
+        t["params"],
+        t["headline"],
+        _Block("Equity curve", src="equity.png"),
+        t["balances"],
+        t["positions"],
+        t["exposure"],
+        _Block("Exposure over time", src="exposure.png"),
+        *([t["in_transit"]] if t["in_transit"].rows else []),
+        t["pnl"],
+        *([t["attribution"]] if t["attribution"].rows else []),
+        t["risk"],
+        _Block("Risk breaches", breaches or ["none"]),
+        _Block("Notes", notes or ["none"]),
+    ]
 
 
 def _md_cell(text: str) -> str:
@@ -271,16 +335,23 @@ def _markdown(title: str, parts: list[_Table | _Block], digest: str) -> str:
     return "\n".join([*out, "---", "", f"Digest: `{digest}`", ""])
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;padding:0 1em}"
-        "table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .7em}"
-        "th{background:#f3f5f8}td.n{text-align:right;font-variant-numeric:tabular-nums}"
-        "img{max-width:100%}code{background:#f3f5f8;padding:.1em .3em}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;padding:0 1em}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.3em .7em}"
+    "th{background:#f3f5f8}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    "img{max-width:100%}code{background:#f3f5f8;padding:.1em .3em}"
+)
 
 
 def _html(title: str, parts: list[_Table | _Block], digest: str) -> str:
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
-           f"<style>{_CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
     for part in parts:
         out.append(f"<h2>{e(part.title)}</h2>")
         if isinstance(part, _Block) and part.src:
@@ -291,14 +362,23 @@ def _html(title: str, parts: list[_Table | _Block], digest: str) -> str:
             out.append("<p><em>none</em></p>")
         else:
             out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in part.headers) + "</tr>")
-            out += ["<tr>" + "".join(f'<td{"" if i < part.left else " class=n"}>{e(c)}</td>'
-                                     for i, c in enumerate(row)) + "</tr>" for row in part.rows]
+            out += [
+                "<tr>"
+                + "".join(f"<td{'' if i < part.left else ' class=n'}>{e(c)}</td>" for i, c in enumerate(row))
+                + "</tr>"
+                for row in part.rows
+            ]
             out.append("</table>")
     return "\n".join([*out, "<hr>", f"<p>Digest: <code>{e(digest)}</code></p>", "</body></html>", ""])
 
 
-def write_report(folder: Path, summary: dict[str, Any], equity: Series, exposure: ExposureSeries,
-                 title: str = "Backtest report") -> dict[str, Path]:
+def write_report(
+    folder: Path,
+    summary: dict[str, Any],
+    equity: Series,
+    exposure: ExposureSeries,
+    title: str = "Backtest report",
+) -> dict[str, Path]:
     """Write equity.png, exposure.png, report.md and report.html into `folder`; return their paths."""
     folder = Path(folder)
     notes = [str(n) for n in summary.get("notes") or []]
@@ -310,9 +390,12 @@ def write_report(folder: Path, summary: dict[str, Any], equity: Series, exposure
         equity_png = _equity_png(equity, title, _dec(summary.get("initial_equity")))
         exposure_png = _exposure_png(exposure, title)
     parts, digest = _parts(summary, equity, notes), str(summary.get("digest", "—"))
-    files = {"equity_png": ("equity.png", equity_png), "exposure_png": ("exposure.png", exposure_png),
-             "markdown": ("report.md", _markdown(title, parts, digest).encode()),
-             "html": ("report.html", _html(title, parts, digest).encode())}
+    files = {
+        "equity_png": ("equity.png", equity_png),
+        "exposure_png": ("exposure.png", exposure_png),
+        "markdown": ("report.md", _markdown(title, parts, digest).encode()),
+        "html": ("report.html", _html(title, parts, digest).encode()),
+    }
     try:
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(0, "a file is in the way, not a directory")
@@ -328,7 +411,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     """Rich tables: balances per venue, positions, exposure, P&L by line, and risk when there is any."""
     out = []
     for key, spec in _tables(summary, None).items():
-        if key in ("params", "headline", "in_transit") or (key == "risk" and not spec.rows):
+        if key in ("params", "headline", "in_transit") or (key in ("risk", "attribution") and not spec.rows):
             continue
         table = Table(title=spec.title, title_justify="left")
         for i, header in enumerate(spec.headers):
@@ -342,8 +425,10 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
 def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
     """One line: strategy, equity initial -> final, return, APY (and max drawdown when a series is given)."""
     f = _figures(summary, equity)
-    text = (f"{summary.get('strategy', 'run')}: equity {f['initial equity (USD)']} -> "
-            f"{f['final equity (USD)']} USD ({f['return']}), APY {f['APY']}")
+    text = (
+        f"{summary.get('strategy', 'run')}: equity {f['initial equity (USD)']} -> "
+        f"{f['final equity (USD)']} USD ({f['return']}), APY {f['APY']}"
+    )
     text += f", max drawdown {f['max drawdown']}" if "max drawdown" in f else ""
     counts = [f"{summary[k]:,} {k}" for k in ("events", "fills") if isinstance(summary.get(k), int)]
     return ", ".join([text, *counts])
