@@ -56,7 +56,8 @@ async def main() -> None:
         db = args.reports / f"{mode.name}.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        config = build_config(strategy, data, db=f"sqlite:///{db}", seed=0, overrides=seed_overrides(args.data))
+        overrides = seed_overrides(args.data)
+        config = build_config(strategy, data, db=f"sqlite:///{db}", seed=0, overrides=overrides)
         result = await run_backtest(config, strategy, data)
         write_report(args.reports / mode.name, result.summary, result.equity, result.exposure,
                      title=f"Seed mode: {mode.name}")
