@@ -187,3 +187,42 @@ class BaseExecutionInterface(ABC):
             return venue, iid, parse_transfer(instruction, iid, venue, target.strip().lower())
         except Invalid as e:
             return venue, iid, e
+
+
+class BackedInterface(BaseExecutionInterface):
+    """An interface whose venue work is done by a backend (simulated now, live behind the same calls)."""
+
+    venue_kind = ""  # the venue type this interface trades at: "cex" or "onchain"
+    other_kind = ""  # the venue_type to suggest when an instruction names the other kind
+    backend: Any = None
+
+    def admit(
+        self, instruction: Any, default_venue: str | None = None
+    ) -> tuple[str, str, dict[str, Any] | None]:
+        """(venue, instruction id, a REJECTED result or None) for an instruction this interface received."""
+        if not isinstance(instruction, Mapping):
+            raise InstructionError("instruction", f"expected a dict, got {type(instruction).__name__}")
+        venue = self.known_venue(instruction.get("venue") or default_venue, "venue")
+        iid = self.instruction_id(instruction)
+        if self.logger.venue_type(venue) != self.venue_kind:
+            reason = f"venue: {venue} is not a {self.venue_kind} venue (use venue_type '{self.other_kind}')"
+            return venue, iid, self.reject(venue, iid, "wrong_venue_type", reason, instruction)
+        return venue, iid, None
+
+    async def advance(self, ts: datetime, market: dict[str, Decimal]) -> None:
+        self.running().advance(self, ts, market)
+
+    def next_due(self) -> datetime | None:
+        if self.backend is None:
+            return None
+        due: datetime | None = self.backend.next_due(self)
+        return due
+
+    def running(self) -> Any:
+        """The backend, or a clear error where this build has none for the mode (live, until it lands)."""
+        if self.backend is None:
+            raise LedgerError(
+                f"live {self.venue_kind} execution is not configured in this build: run in "
+                "backtest or dry-run mode"
+            )
+        return self.backend

@@ -191,8 +191,9 @@ class SimulatedChain:
                 return problem
             collateral, debt = mon.aave_totals(venue, market)
             threshold = iface.limits.liquidation_thresholds.get(asset, risk.ZERO)
-            return risk.health_factor(collateral - op.amount * price * threshold, debt,
-                                      iface.limits.min_health_factor)
+            return risk.health_factor(
+                collateral - op.amount * price * threshold, debt, iface.limits.min_health_factor
+            )
         if op.operation == "AAVE_REPAY" and op.amount > mon.borrowed(venue, asset):
             return (
                 "exceeds_debt",
@@ -216,8 +217,14 @@ class SimulatedChain:
             txs = self.plan(op, wallet, market)
             gwei = market.get("gas_price_gwei")
             if gwei is not None and gwei < 0:
-                return iface.reject(op.venue, op.instruction_id, "invalid_field",
-                                    f"market_data: gas_price_gwei must not be negative, got {gwei}", raw, op)
+                return iface.reject(
+                    op.venue,
+                    op.instruction_id,
+                    "invalid_field",
+                    f"market_data: gas_price_gwei must not be negative, got {gwei}",
+                    raw,
+                    op,
+                )
             fees = [iface.costs.gas_fee(tx.purpose, gwei) for tx in txs]
             gas = sum((f[2] for f in fees), ZERO)
             problem = self.check(iface, op, txs, [f[2] for f in fees], wallet, market)

@@ -41,6 +41,15 @@ class Mode:
 
     needs: tuple[str, ...] = ()
 
+    def split_capital(self, share: Decimal) -> dict[str, dict[str, Decimal]]:
+        """`share` of the capital as USDT on Binance spot, the rest as perp margin by `hedge_split`."""
+        balances: dict[str, dict[str, Decimal]] = {"binance": {"USDT": self.capital * share}}
+        for venue, weight in sorted(self.hedge_split.items()):
+            if weight:
+                where = "binance.futures" if venue == "binance" else venue
+                balances.setdefault(where, {})["USDT"] = self.capital * (1 - share) * weight
+        return balances
+
     def data_needs(self) -> tuple[str, ...]:
         """The seed data series this mode reads; perps and funding only at venues with a hedge weight."""
         venues = ",".join(v for v, w in sorted(self.hedge_split.items()) if w)
@@ -115,13 +124,7 @@ class Basis(Mode):
         b.check_fraction("spot_share", self.spot_share, D("0.05"), D("0.95"))
 
     def config(self) -> dict[str, Any]:
-        margin = self.capital * (1 - self.spot_share)
-        balances: dict[str, dict[str, Decimal]] = {"binance": {"USDT": self.capital * self.spot_share}}
-        for venue, weight in sorted(self.hedge_split.items()):
-            where = "binance.futures" if venue == "binance" else venue
-            if weight:
-                balances.setdefault(where, {})["USDT"] = margin * weight
-        return {**super().config(), "initial_balances": balances}
+        return {**super().config(), "initial_balances": self.split_capital(self.spot_share)}
 
     def decide(self, ts: datetime, market: dict[str, Decimal], view: StrategyView) -> list[dict[str, Any]]:
         key = f"binance_{self.base.lower()}_spot_price"
@@ -255,14 +258,7 @@ class MarketNeutralNoLeverage(StakingOnly):
         b.check_fraction("stake_share", self.stake_share, D("0.05"), D("0.95"))
 
     def config(self) -> dict[str, Any]:
-        margin = self.capital * (1 - self.stake_share)
-        balances: dict[str, dict[str, Decimal]] = {"binance": {"USDT": self.capital * self.stake_share}}
-        for venue, weight in sorted(self.hedge_split.items()):
-            if weight:
-                balances.setdefault("binance.futures" if venue == "binance" else venue, {})["USDT"] = (
-                    margin * weight
-                )
-        return {**super().config(), "initial_balances": balances}
+        return {**super().config(), "initial_balances": self.split_capital(self.stake_share)}
 
     def decide(self, ts: datetime, market: dict[str, Decimal], view: StrategyView) -> list[dict[str, Any]]:
         setup = self.setup(market, view, self.capital * self.stake_share)
@@ -285,14 +281,7 @@ class MarketNeutral(Leveraged):
 
     def config(self) -> dict[str, Any]:
         base = super().config()
-        margin = self.capital * (1 - self.stake_share)
-        balances: dict[str, dict[str, Decimal]] = {"binance": {"USDT": self.capital * self.stake_share}}
-        for venue, weight in sorted(self.hedge_split.items()):
-            if weight:
-                balances.setdefault("binance.futures" if venue == "binance" else venue, {})["USDT"] = (
-                    margin * weight
-                )
-        base["initial_balances"] = balances
+        base["initial_balances"] = self.split_capital(self.stake_share)
         return base
 
     def decide(self, ts: datetime, market: dict[str, Decimal], view: StrategyView) -> list[dict[str, Any]]:
