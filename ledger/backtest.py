@@ -99,12 +99,28 @@ def seed_overrides(data_dir: Path | None) -> dict[str, Any]:
 
 
 def build_config(
-    strategy: Strategy, data: MarketData, *, db: str, seed: int, overrides: Mapping[str, Any] | None = None
+    strategy: Strategy,
+    data: MarketData,
+    *,
+    db: str,
+    seed: int,
+    overrides: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    data_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The engine config of a run. `params` (the strategy's arguments) and `data_spec` (how the data was
+    chosen: kind, path, window, seed, fill) are recorded too, so `ledger replay rerun` can repeat it;
+    the data path itself stays out of the recorded config and goes to `SessionStarted.data_source`."""
     config = merge(strategy.config(), overrides or {})
+    recorded: dict[str, Any] = {}
+    if params:
+        recorded["strategy_params"] = dict(params)
+    if data_spec:
+        recorded["data"] = {k: v for k, v in data_spec.items() if v is not None}
     return merge(
         config,
         {
+            **recorded,
             "execution_mode": "backtest",
             "ledger": {"url": db},
             "session": {
@@ -147,5 +163,6 @@ async def run_backtest(
         notes=notes,
         data_source=data.source,
     )
-    return BacktestResult(summary, digest, list(engine.projection.state.equity), engine.exposure_series,
-                          engine.risk_series)
+    return BacktestResult(
+        summary, digest, list(engine.projection.state.equity), engine.exposure_series, engine.risk_series
+    )

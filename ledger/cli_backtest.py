@@ -76,6 +76,16 @@ def _params(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _kind(data: Path | None) -> str:
+    from ledger.backtest import seed_root
+
+    if data is None:
+        return "synthetic"
+    if seed_root(data) is not None:
+        return "seed"
+    return "log" if data.is_file() or "://" in str(data) else "folder"
+
+
 def _prepare_db(db: str, force: bool) -> str:
     url = db if "://" in db or db.startswith("memory") else f"sqlite:///{db}"
     if url.startswith("sqlite:///") and force:
@@ -165,7 +175,24 @@ def backtest(
         needs = chosen.data_needs() if hasattr(chosen, "data_needs") else ()
         market = load_data(data_dir=data, seed=seed, start=first, end=last, days=days, needs=needs, fill=fill)
         overrides = merge(seed_overrides(data), overrides)
-        cfg = build_config(chosen, market, db=_prepare_db(db, force), seed=seed, overrides=overrides)
+        spec = {
+            "kind": _kind(data),
+            "data_dir": str(data.resolve()) if data else None,
+            "start": start,
+            "end": end,
+            "days": days,
+            "seed": seed,
+            "fill": fill,
+        }
+        cfg = build_config(
+            chosen,
+            market,
+            db=_prepare_db(db, force),
+            seed=seed,
+            overrides=overrides,
+            params={"capital": str(amount), **params},
+            data_spec=spec,
+        )
         with Progress(
             TextColumn("backtest"),
             BarColumn(),

@@ -145,7 +145,8 @@ class EventDrivenStrategyEngine:
             return "none", "-"
         if not provider.available:
             return f"{describe(provider.config)} (not loaded: {provider.error})", "-"
-        return provider.data.source, provider.data.digest
+        path = provider.config.get("data_dir")  # where a rerun finds the data again
+        return (str(path) if path else provider.data.source), provider.data.digest
 
     # ---- wiring ------------------------------------------------------------------------------------
 
