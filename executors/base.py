@@ -6,6 +6,7 @@ event logger (never anything else) and answers queries from the injected positio
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -27,6 +28,11 @@ DEFAULT_WALLETS = {
     "okx": ("trading", "trading"),
 }
 UpdateHandler = Callable[[dict[str, Any]], Any]
+
+
+async def settle(value: Any) -> Any:
+    """A backend's answer: simulated backends answer at once, live ones with a coroutine."""
+    return await value if inspect.isawaitable(value) else value
 
 
 class BaseExecutionInterface(ABC):
@@ -210,7 +216,7 @@ class BackedInterface(BaseExecutionInterface):
         return venue, iid, None
 
     async def advance(self, ts: datetime, market: dict[str, Decimal]) -> None:
-        self.running().advance(self, ts, market)
+        await settle(self.running().advance(self, ts, market))
 
     def next_due(self) -> datetime | None:
         if self.backend is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from executors.base import BackedInterface
+from executors.base import BackedInterface, settle
 from executors.instructions import Invalid, parse_order
 from executors.market import normalise
 from executors.simulated.cex import SimulatedCEX
@@ -42,14 +42,16 @@ class CEXExecutionInterface(BackedInterface):
             order = parse_order(instruction, iid, venue)
         except Invalid as e:
             return self.invalid(venue, iid, e, instruction)
-        result: dict[str, Any] = self.running().place(self, order, normalise(market_data), instruction)
+        result: dict[str, Any] = await settle(
+            self.running().place(self, order, normalise(market_data), instruction)
+        )
         return result
 
     async def cancel_all_orders(self, venue: str | None = None) -> dict[str, Any]:
         """Cancel every resting order (at one venue, or everywhere)."""
         if venue is not None:
             venue = self.known_venue(venue, "venue")
-        cancelled = self.running().cancel_all(self, venue)
+        cancelled = await settle(self.running().cancel_all(self, venue))
         for iid in cancelled:
             self.notify({"status": "CANCELLED", "instruction_id": iid})
         return {"status": "COMPLETED", "cancelled_orders": cancelled, "execution_mode": self.execution_mode}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from executors.base import BackedInterface
+from executors.base import BackedInterface, settle
 from executors.instructions import Invalid, parse_chain
 from executors.market import normalise
 from executors.simulated.chain import SimulatedChain
@@ -41,5 +41,7 @@ class OnChainExecutionInterface(BackedInterface):
             op = parse_chain(instruction, iid, venue)
         except Invalid as e:
             return self.invalid(venue, iid, e, instruction)
-        result: dict[str, Any] = self.running().execute(self, op, normalise(market_data), instruction)
+        result: dict[str, Any] = await settle(
+            self.running().execute(self, op, normalise(market_data), instruction)
+        )
         return result
