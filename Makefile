@@ -9,7 +9,7 @@ DEMO_DB ?= demo-ledger.db
 
 $(STAMP): pyproject.toml $(wildcard package-lock.json)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,parquet]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(PY) -c "import eventsourcing, sqlalchemy, psycopg, ccxt, web3, hypothesis, typer, rich, msgspec"
 	@if [ -f package-lock.json ]; then npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; fi
 	@touch $(STAMP)

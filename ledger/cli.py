@@ -15,11 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from aggregates.errors import LedgerError
+from ledger.cli_audit import audit
 from ledger.cli_backtest import backtest, strategies
 
 app = typer.Typer(help="Execution ledger: backtests, live execution and audit over one event log.",
                   no_args_is_help=True, add_completion=False)
-audit = typer.Typer(help="Check and inspect a ledger's events.", no_args_is_help=True)
 app.add_typer(audit, name="audit")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -141,41 +141,6 @@ def rebuild(db: DbOption) -> None:
         task = bar.add_task("rebuild", total=total)
         count = view.rebuild(ledger, progress=lambda n: bar.update(task, completed=n))
     console.print(f"rebuilt views from {count} events")
-
-
-@audit.command("verify")
-def audit_verify(
-    db: DbOption,
-    anchor: Annotated[
-        str | None, typer.Option(help="JSON from `ledger audit anchor` kept elsewhere.")] = None,
-) -> None:
-    """Recompute every digest chain and checkpoint; exit 1 naming the first bad event."""
-    from replays.verify import verify_chain
-
-    ledger = _open(db)
-    anchor_data = None
-    if anchor:
-        try:
-            text = Path(anchor).read_text() if Path(anchor).exists() else anchor
-            anchor_data = json.loads(text)
-        except (OSError, ValueError) as e:
-            err.print(f"error: --anchor: cannot read {anchor!r}: {e}")
-            raise typer.Exit(2) from None
-    result = verify_chain(ledger, anchor=anchor_data)
-    if result.ok:
-        console.print(f"ok: {result.events} events, {result.checkpoints} checkpoints, "
-                      f"{result.uncovered} after the last checkpoint")
-        return
-    err.print(f"TAMPERED: {result.first}", highlight=False, markup=False)
-    raise typer.Exit(1)
-
-
-@audit.command("anchor")
-def audit_anchor(db: DbOption) -> None:
-    """Print the head digest and event count as JSON, to store outside the database."""
-    from replays.verify import anchor
-
-    print(json.dumps(anchor(_open(db))))
 
 
 app.command()(backtest)
