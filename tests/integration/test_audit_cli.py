@@ -45,8 +45,9 @@ def cli(*args: str | Path, env: dict[str, str | None] | None = None) -> Run:
 
 
 def ledger_process(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledger.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def sha256(path: Path) -> str:
@@ -75,8 +76,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-day backtest log (with its SQL views), run with live keys in its config that must not leak."""
     folder = tmp_path_factory.mktemp("audit")
     (folder / "cfg.toml").write_text(f'binance_api_key = "{SECRET}"\nbinance_secret = "{SECRET}"\n')
-    run = ledger_process("backtest", "--days", "3", "--db", "a.db", "--report", "rep", "--config",
-                         "cfg.toml", cwd=folder)
+    run = ledger_process(
+        "backtest", "--days", "3", "--db", "a.db", "--report", "rep", "--config", "cfg.toml", cwd=folder
+    )
     assert run.returncode == 0, run.stderr
     execute(folder / "a.db", "PRAGMA wal_checkpoint(TRUNCATE)")
     return folder / "a.db"
@@ -117,9 +119,15 @@ def test_no_audit_command_changes_the_database_file(db: Path, tmp_path: Path) ->
     """verify, anchor, events, instruction and export leave the file byte for byte as it was."""
     before = sha256(db)
     iid = instruction_of(db, "ledger:VenueLedger.OrderFilled")
-    for args in (["verify", "--db", db], ["verify", "--db", db, "--json"], ["anchor", "--db", db],
-                 ["events", "--db", db, "--json"], ["events", "--db", db, "--venue", "binance"],
-                 ["instruction", iid, "--db", db], ["export", "--db", db, "--out", tmp_path / "x.jsonl"]):
+    for args in (
+        ["verify", "--db", db],
+        ["verify", "--db", db, "--json"],
+        ["anchor", "--db", db],
+        ["events", "--db", db, "--json"],
+        ["events", "--db", db, "--venue", "binance"],
+        ["instruction", iid, "--db", db],
+        ["export", "--db", db, "--out", tmp_path / "x.jsonl"],
+    ):
         assert cli("audit", *args).code == 0, args
         assert sha256(db) == before, args
     tampered = tmp_path / "t.db"
@@ -132,14 +140,23 @@ def test_no_audit_command_changes_the_database_file(db: Path, tmp_path: Path) ->
 
 def test_an_edited_fill_is_named_by_stream_and_version_in_one_line(db: Path) -> None:
     """The first bad event is named: its notification, stream, version and what is wrong (exit 1)."""
-    nid, stream, version = rows(db, "SELECT rowid, originator_id, originator_version FROM stored_events "
-                                "WHERE topic='ledger:VenueLedger.OrderFilled' ORDER BY rowid LIMIT 1")[0]
-    execute(db, "UPDATE stored_events SET state=CAST(replace(state, '\"side\":\"buy\"', '\"side\":\"sell\"') "
-            "AS BLOB) WHERE rowid=?", (nid,))
+    nid, stream, version = rows(
+        db,
+        "SELECT rowid, originator_id, originator_version FROM stored_events "
+        "WHERE topic='ledger:VenueLedger.OrderFilled' ORDER BY rowid LIMIT 1",
+    )[0]
+    execute(
+        db,
+        'UPDATE stored_events SET state=CAST(replace(state, \'"side":"buy"\', \'"side":"sell"\') '
+        "AS BLOB) WHERE rowid=?",
+        (nid,),
+    )
     run = ledger_process("audit", "verify", "--db", db)
     assert run.returncode == 1 and run.stdout == ""
-    assert run.stderr == (f"TAMPERED: notification {nid}, stream {stream}, version {version}: digest does "
-                          "not match its content and predecessor (edited, moved or forged row)\n")
+    assert run.stderr == (
+        f"TAMPERED: notification {nid}, stream {stream}, version {version}: digest does "
+        "not match its content and predecessor (edited, moved or forged row)\n"
+    )
 
 
 def test_a_tail_truncated_up_to_the_last_checkpoint_is_caught(db: Path) -> None:
@@ -206,12 +223,16 @@ def test_an_edited_or_missing_view_row_is_named(db: Path, tmp_path: Path) -> Non
     execute(db, f"UPDATE view_balances SET amount='1' WHERE {where}")
     run = cli("audit", "verify", "--db", db)
     assert run.code == 1
-    assert run.stderr.startswith("VIEWS: view_balances row (binance, spot, USDT): amount is 1 in the "
-                                 "database, ")
+    assert run.stderr.startswith(
+        "VIEWS: view_balances row (binance, spot, USDT): amount is 1 in the database, "
+    )
     other = tmp_path / "o.db"
     shutil.copy(db, other)
-    execute(other, "UPDATE view_balances SET amount=(SELECT amount FROM view_balances WHERE rowid=2) "
-            "WHERE venue='binance' AND wallet='spot' AND asset='USDT'")
+    execute(
+        other,
+        "UPDATE view_balances SET amount=(SELECT amount FROM view_balances WHERE rowid=2) "
+        "WHERE venue='binance' AND wallet='spot' AND asset='USDT'",
+    )
     execute(other, "DELETE FROM view_fills WHERE rowid=1")
     run = cli("audit", "verify", "--db", other)
     assert run.code == 1 and "view_" in run.stderr
@@ -227,14 +248,23 @@ def _append(db: Path, forge: str) -> tuple[str, int]:
     venue = ledger.get_venue("main", "binance")
     if forge == "submitted":
         event = VenueLedger.OrderSubmitted(
-            originator_id=venue.id, originator_version=venue.version + 1, timestamp=ts, ts_event=ts,
-            instruction_id="forged-1", client_order_id="c1", attempt=1)
+            originator_id=venue.id,
+            originator_version=venue.version + 1,
+            timestamp=ts,
+            ts_event=ts,
+            instruction_id="forged-1",
+            client_order_id="c1",
+            attempt=1,
+        )
         ledger.save_events([event], [])
         version = venue.version + 1  # the aggregate itself refuses to load it again
     else:
-        venue.record_accepted("forged-2", {"kind": "BUY", "instrument": "ETH/USDT", "side": "buy",
-                                           "amount": "1", "wallet": "spot"},
-                              {"eth_usd_price": Decimal("3000")}, ts)
+        venue.record_accepted(
+            "forged-2",
+            {"kind": "BUY", "instrument": "ETH/USDT", "side": "buy", "amount": "1", "wallet": "spot"},
+            {"eth_usd_price": Decimal("3000")},
+            ts,
+        )
         ledger.save(venue)
         version = venue.version
     ledger.close()
@@ -247,8 +277,10 @@ def test_an_illegal_move_is_a_lifecycle_failure_naming_the_event(db: Path) -> No
     run = cli("audit", "verify", "--db", db)
     assert run.code == 1
     assert run.stderr.startswith("LIFECYCLE: notification ")
-    assert f"stream {stream}, version {version}: instruction forged-1: OrderSubmitted is not allowed " \
-           "from state NEW" in run.stderr
+    assert (
+        f"stream {stream}, version {version}: instruction forged-1: OrderSubmitted is not allowed "
+        "from state NEW" in run.stderr
+    )
 
 
 def test_an_instruction_left_unsettled_in_a_finished_backtest_fails(db: Path) -> None:
@@ -271,10 +303,17 @@ def test_snapshots_are_checked_against_their_events(tmp_path: Path) -> None:
     ledger.close()
     report = cli("audit", "verify", "--db", path, "--json").json_lines()[0]
     assert report["ok"] is True and isinstance(report["snapshots"], int) and report["snapshots"] > 3
-    stream, version = rows(path, "SELECT originator_id, MAX(originator_version) FROM stored_snapshots "
-                           "WHERE CAST(state AS TEXT) LIKE '%FILLED%'")[0]
-    execute(path, "UPDATE stored_snapshots SET state=CAST(replace(state, '\"FILLED\"', '\"SUBMITTED\"') "
-            "AS BLOB) WHERE originator_id=? AND originator_version=?", (stream, version))
+    stream, version = rows(
+        path,
+        "SELECT originator_id, MAX(originator_version) FROM stored_snapshots "
+        "WHERE CAST(state AS TEXT) LIKE '%FILLED%'",
+    )[0]
+    execute(
+        path,
+        "UPDATE stored_snapshots SET state=CAST(replace(state, '\"FILLED\"', '\"SUBMITTED\"') "
+        "AS BLOB) WHERE originator_id=? AND originator_version=?",
+        (stream, version),
+    )
     run = cli("audit", "verify", "--db", path)
     assert run.code == 1
     assert run.stderr.startswith(f"SNAPSHOTS: stream {stream}, version {version}: stored snapshot differs")
@@ -289,8 +328,18 @@ def test_events_json_has_one_object_per_event_with_decimals_as_text(db: Path) ->
     assert [e["notification_id"] for e in events] == list(range(1, len(events) + 1))
     assert len(events) == rows(db, "SELECT COUNT(*) FROM stored_events")[0][0]
     fill = next(e for e in events if e["type"] == "OrderFilled")
-    assert set(fill) == {"notification_id", "stream", "version", "topic", "type", "venue", "ts",
-                         "instruction_id", "chain", "event"}
+    assert set(fill) == {
+        "notification_id",
+        "stream",
+        "version",
+        "topic",
+        "type",
+        "venue",
+        "ts",
+        "instruction_id",
+        "chain",
+        "event",
+    }
     fields = fill["event"]
     assert isinstance(fields, dict)
     assert isinstance(fields["quantity"], str) and isinstance(fields["price"], str)
@@ -371,8 +420,11 @@ def test_an_on_chain_story_shows_its_transaction_with_effects(db: Path) -> None:
     data = cli("audit", "instruction", iid, "--db", db, "--json").json_lines()[0]
     types = [e["type"] for e in data["events"]]  # type: ignore[union-attr]
     assert types[0] == "InstructionAccepted" and types[-1] == "InstructionCompleted"
-    assert types.index("TransactionSubmitted") < types.index("TransactionMined") < types.index(
-        "TransactionConfirmed")
+    assert (
+        types.index("TransactionSubmitted")
+        < types.index("TransactionMined")
+        < types.index("TransactionConfirmed")
+    )
     assert data["status"] == "COMPLETED" and "gas" in data["fees"]  # type: ignore[operator]
     text = cli("audit", "instruction", iid, "--db", db).stdout
     assert " confirmed in block " in text and "effects: kind=" in text
@@ -391,27 +443,51 @@ def test_a_live_story_shows_acknowledgement_partial_fills_cancel_and_a_rejection
     ledger.start_session(Session.start("live-1", "live", "{}", "-", "-", "-", 1, "test", t0))
     venue = ledger.venue("main", "binance", "cex", t0)
     venue.record_rejected("r-1", "RISK", "notional too large", {"amount": "1000"}, t0)
-    venue.record_accepted("o-1", {"kind": "BUY", "instrument": "ETH/USDT", "side": "buy", "amount": "2",
-                                  "wallet": "spot"}, {"eth_usd_price": Decimal("3000")}, t0)
+    venue.record_accepted(
+        "o-1",
+        {"kind": "BUY", "instrument": "ETH/USDT", "side": "buy", "amount": "2", "wallet": "spot"},
+        {"eth_usd_price": Decimal("3000")},
+        t0,
+    )
     venue.record_submitted("o-1", "c-o-1", t0)
     venue.record_acknowledged("o-1", "V123", t0)
     for i, (qty, price) in enumerate((("0.5", "3000"), ("0.7", "3002")), start=1):
-        venue.record_fill("o-1", f"t{i}", "spot", "ETH/USDT", "buy", Decimal(qty), Decimal(price),
-                          Decimal("0.1"), "USDT", t0 + timedelta(seconds=i))
+        venue.record_fill(
+            "o-1",
+            f"t{i}",
+            "spot",
+            "ETH/USDT",
+            "buy",
+            Decimal(qty),
+            Decimal(price),
+            Decimal("0.1"),
+            "USDT",
+            t0 + timedelta(seconds=i),
+        )
     venue.record_cancel_requested("o-1", t0 + timedelta(seconds=3))
     venue.record_cancelled("o-1", "user", t0 + timedelta(seconds=4))
     ledger.save(venue)
     ledger.close()
     data = cli("audit", "instruction", "o-1", "--db", path, "--json").json_lines()[0]
     assert [e["type"] for e in data["events"]] == [  # type: ignore[union-attr]
-        "InstructionAccepted", "OrderSubmitted", "OrderAcknowledged", "OrderFilled", "OrderFilled",
-        "CancelRequested", "OrderCancelled"]
+        "InstructionAccepted",
+        "OrderSubmitted",
+        "OrderAcknowledged",
+        "OrderFilled",
+        "OrderFilled",
+        "CancelRequested",
+        "OrderCancelled",
+    ]
     assert data["status"] == "CANCELLED" and data["filled"] == "1.2" and data["fees"] == {"USDT": "0.2"}
     notional = Decimal("0.5") * 3000 + Decimal("0.7") * 3002
     assert Decimal(str(data["average_price"])) == notional / Decimal("1.2")
     text = cli("audit", "instruction", "o-1", "--db", path).stdout
-    for words in ("acknowledged as venue order V123", "filled buy 0.5 ETH/USDT @ 3000", "cancel requested",
-                  "cancelled: user"):
+    for words in (
+        "acknowledged as venue order V123",
+        "filled buy 0.5 ETH/USDT @ 3000",
+        "cancel requested",
+        "cancelled: user",
+    ):
         assert words in text
     rejected = cli("audit", "instruction", "r-1", "--db", path)
     assert rejected.lines()[0] == "instruction r-1 at binance: REJECTED"
@@ -461,8 +537,9 @@ def test_an_encrypted_ledger_round_trips_and_a_missing_key_is_a_user_error(tmp_p
     assert cli("audit", "verify", "--db", target, env=key).code == 0
     assert cli("digest", "--db", target, env=key).stdout == cli("digest", "--db", source, env=key).stdout
     run = cli("audit", "verify", "--db", target, env={"LEDGER_CIPHER_KEY": None})
-    assert run.code == 2 and run.stderr.startswith("error: neither the first nor the last event can be "
-                                                   "read with no LEDGER_CIPHER_KEY set")
+    assert run.code == 2 and run.stderr.startswith(
+        "error: neither the first nor the last event can be read with no LEDGER_CIPHER_KEY set"
+    )
 
 
 @pytest.mark.postgres
@@ -478,7 +555,7 @@ def test_import_and_verify_on_postgresql(db: Path, tmp_path: Path, pg_url: str) 
     assert report["ok"] is True and report["views"] == "equal"
     dsn, schema = pg_url.split("?schema=")
     with psycopg.connect(dsn, autocommit=True) as con:
-        con.execute(f'UPDATE "{schema}".view_balances SET amount=\'2\' WHERE venue=\'bybit\'')
+        con.execute(f"UPDATE \"{schema}\".view_balances SET amount='2' WHERE venue='bybit'")
     run = cli("audit", "verify", "--db", pg_url)
     assert run.code == 1 and run.stderr.startswith("VIEWS: view_balances row (bybit, ")
 
@@ -519,6 +596,7 @@ def test_csv_export_carries_every_event_and_its_stored_state(db: Path, tmp_path:
 def test_parquet_export_when_pyarrow_is_installed(db: Path, tmp_path: Path) -> None:
     """Parquet (the [parquet] extra): one row per event, the stored state as bytes."""
     import pyarrow.parquet as pq  # installed by `make install` (the [parquet] extra)
+
     out = tmp_path / "events.parquet"
     assert cli("audit", "export", "--db", db, "--out", out, "--format", "parquet").code == 0
     table = pq.read_table(out)
@@ -526,7 +604,9 @@ def test_parquet_export_when_pyarrow_is_installed(db: Path, tmp_path: Path) -> N
     assert table.column("state")[0].as_py() == rows(db, "SELECT state FROM stored_events WHERE rowid=1")[0][0]
 
 
-def test_parquet_without_pyarrow_names_the_extra(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parquet_without_pyarrow_names_the_extra(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without pyarrow (hidden from the import system here), --format parquet is one line naming the extra."""
     for name in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
         monkeypatch.delitem(sys.modules, name)
@@ -534,7 +614,8 @@ def test_parquet_without_pyarrow_names_the_extra(db: Path, tmp_path: Path, monke
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     run = cli("audit", "export", "--db", db, "--out", tmp_path / "x.parquet", "--format", "parquet")
     assert run.code == 2 and run.stderr == (
-        "error: --format parquet needs pyarrow: pip install 'execution-ledger[parquet]'\n")
+        "error: --format parquet needs pyarrow: pip install 'execution-ledger[parquet]'\n"
+    )
     assert not (tmp_path / "x.parquet").exists()
 
 
