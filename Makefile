@@ -36,6 +36,7 @@ typecheck: install
 bench: install
 	$(PY) bench/ledger_bench.py --json bench/results/latest.json
 	$(PY) bench/backtest_bench.py --json bench/results/backtest-latest.json
+	$(PY) bench/replay_bench.py --json bench/results/replay-latest.json
 
 clean:
 	rm -rf $(VENV) node_modules demo-report $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

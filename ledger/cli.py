@@ -17,10 +17,14 @@ from rich.table import Table
 from aggregates.errors import LedgerError
 from ledger.cli_audit import audit
 from ledger.cli_backtest import backtest, strategies
+from ledger.cli_replay import replay
+from ledger.cli_shadow import shadow
 
 app = typer.Typer(help="Execution ledger: backtests, live execution and audit over one event log.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(audit, name="audit")
+replay.command("shadow")(shadow)
+app.add_typer(replay, name="replay")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
