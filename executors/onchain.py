@@ -30,7 +30,11 @@ class OnChainExecutionInterface(BackedInterface):
 
     def _init_web3_clients(self) -> None:
         """Live mode: the web3-backed chain replaces the simulator behind the same interface."""
-        self.backend = None
+        from executors.live.chain import LiveChain, live_chain  # web3 only when trading live
+
+        self.backend = live_chain(self.config)
+        if isinstance(self.backend, LiveChain):
+            self.web3_clients[self.chain_venue] = self.backend.client.w3
 
     async def execute_trade(self, instruction: dict[str, Any], market_data: dict[str, Any]) -> dict[str, Any]:
         """Run one on-chain operation; a REJECTED result (recorded) for bad input or failed checks."""
