@@ -15,7 +15,8 @@ from aggregates.errors import InstructionError
 from aggregates.values import to_decimal, to_utc
 from executors.costs import ConfigError
 
-SECRET_WORDS = ("secret", "private_key", "passphrase", "api_key", "password", "token_key")
+SECRET_WORDS = ("secret", "private_key", "passphrase", "api_key", "password", "token_key", "rpc_url")
+# An RPC URL often carries an API key in its path (Alchemy, Infura): it is kept out of the record too.
 LIVE_KEYS = (
     "binance_api_key",
     "binance_secret",

@@ -86,7 +86,10 @@ class EventDrivenStrategyEngine:
         recorded = cfg.canonical_json(recorded_config(self.config))
         digest = config_digest(recorded)
         session_cfg = cfg.session_table(self.config)
-        self.session_key = str(session_cfg.get("key") or f"{self.execution_mode}-{digest[:16]}")
+        default_key = f"{self.execution_mode}-{digest[:16]}"
+        if not backtest:  # every live run is a session of its own: its ids must not collide with the last
+            default_key += "-" + _wall_clock().strftime("%Y%m%dT%H%M%S%f")
+        self.session_key = str(session_cfg.get("key") or default_key)
         live_clock = None if self.execution_mode == "backtest" else _wall_clock
         self.event_logger = EventRecorder(
             self.ledger,
@@ -98,6 +101,8 @@ class EventDrivenStrategyEngine:
             flush_every=int(store.get("batch", BACKTEST_BATCH)) if backtest else 0,
             clock=live_clock,
         )
+        if not backtest:
+            self.projection.catch_up(self.ledger)  # a restarted live engine starts from what is stored
         self.event_logger.subscribe(self.projection.handle)
         self._borrow_cost = Decimal(0)
         self.event_logger.subscribe(self._watch_borrowing)

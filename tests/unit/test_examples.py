@@ -40,3 +40,11 @@ def test_full_example_config_loads_every_table() -> None:
     assert costs.withdrawal_fee("binance", "ETH") == D("0.0008") and costs.default_gas_gwei == 12
     assert limits.max_order_notional == 250_000 and limits.max_slippage_bps == 25
     assert limits.min_health_factor == D("1.5")
+
+
+def test_an_rpc_url_is_kept_out_of_the_recorded_config() -> None:
+    """RPC URLs often carry an API key in their path, so the recorded config leaves them out."""
+    from ledger.config import canonical_json
+
+    recorded = canonical_json({"rpc_url": "https://eth.example/v2/KEY123", "chain": {"rpc_url": "x/KEY456"}})
+    assert "KEY123" not in recorded and "KEY456" not in recorded
