@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/ledger_bench.py --json bench/results/latest.json
 	$(PY) bench/backtest_bench.py --json bench/results/backtest-latest.json
 	$(PY) bench/replay_bench.py --json bench/results/replay-latest.json
+	$(PY) bench/live_overhead.py --orders 1000 --json bench/results/live-latest.json
 
 clean:
 	rm -rf $(VENV) node_modules demo-report $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -6,6 +6,7 @@ backend plugs in behind the same calls).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from executors.base import BackedInterface, settle
@@ -31,7 +32,10 @@ class CEXExecutionInterface(BackedInterface):
 
     def _init_exchange_clients(self) -> None:
         """Live mode: the ccxt-backed venue replaces the simulator behind the same interface."""
-        self.backend = None
+        from executors.live import LiveCEX
+
+        self.backend = LiveCEX(self.config)
+        self.exchange_clients = self.backend.clients
 
     async def execute_trade(self, instruction: dict[str, Any], market_data: dict[str, Any]) -> dict[str, Any]:
         """Place one spot or perpetual order; a REJECTED result (recorded) when the venue is known."""
@@ -46,6 +50,28 @@ class CEXExecutionInterface(BackedInterface):
             self.running().place(self, order, normalise(market_data), instruction)
         )
         return result
+
+    async def get_balance(self, asset: str, venue: str | None = None, refresh: bool = False) -> Decimal:
+        """Held amount of `asset` from the ledger; `refresh=True` reconciles with the venue(s) first."""
+        if refresh:
+            await self.refresh(venue)
+        return await super().get_balance(asset, venue)
+
+    async def get_position(
+        self, symbol: str, venue: str | None = None, refresh: bool = False
+    ) -> dict[str, Any]:
+        """Position in `symbol` from the ledger; `refresh=True` reconciles with the venue(s) first."""
+        if refresh:
+            await self.refresh(venue)
+        return await super().get_position(symbol, venue)
+
+    async def refresh(self, venue: str | None = None) -> dict[str, Any]:
+        """Reconcile the ledger with the venue(s) (live mode); simulated venues have nothing to fetch."""
+        if venue is not None:
+            venue = self.known_venue(venue, "venue")
+        refresh = getattr(self.running(), "refresh", None)
+        report: dict[str, Any] = await settle(refresh(self, venue)) if refresh is not None else {}
+        return report
 
     async def cancel_all_orders(self, venue: str | None = None) -> dict[str, Any]:
         """Cancel every resting order (at one venue, or everywhere)."""

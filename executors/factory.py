@@ -7,7 +7,7 @@ from typing import Any
 from executors.base import BaseExecutionInterface
 from executors.cex import CEXExecutionInterface
 from executors.onchain import OnChainExecutionInterface
-from executors.simulated.transfer import SimulatedTransfers
+from executors.simulated.transfer import LiveTransfersUnavailable, SimulatedTransfers
 from executors.transfer import TransferExecutionInterface
 
 INTERFACE_TYPES = ("cex", "onchain", "transfer")
@@ -36,7 +36,7 @@ class ExecutionInterfaceFactory:
             name: ExecutionInterfaceFactory.create_interface(name, execution_mode, config)
             for name in INTERFACE_TYPES
         }
-        shared = SimulatedTransfers()
+        shared = LiveTransfersUnavailable() if execution_mode == "live" else SimulatedTransfers()
         for interface in interfaces.values():
             interface.transfer_backend = shared
         return interfaces

@@ -17,6 +17,7 @@ from rich.table import Table
 from aggregates.errors import LedgerError
 from ledger.cli_audit import audit
 from ledger.cli_backtest import backtest, strategies
+from ledger.cli_live import live, reconcile
 from ledger.cli_replay import replay
 from ledger.cli_shadow import shadow
 
@@ -149,6 +150,8 @@ def rebuild(db: DbOption) -> None:
 
 app.command()(backtest)
 app.command()(strategies)
+app.command()(live)
+app.command()(reconcile)
 
 
 def main() -> None:

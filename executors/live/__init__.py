@@ -1,2 +1,6 @@
-"""Live backends: web3 for the chain venue (`chain.LiveChain`) and ccxt for CEX venues; each plugs into
-its interface in live mode. Modules are imported by their full path."""
+"""Live execution through ccxt: clients (`ccxt_client`), pure parsing (`ccxt_parse`) and the CEX
+backend (`cex.LiveCEX`) that plugs into `CEXExecutionInterface` in live mode."""
+
+from executors.live.cex import LiveCEX, VenueUnavailable
+
+__all__ = ["LiveCEX", "VenueUnavailable"]

@@ -10,8 +10,11 @@ from ledger.engine import EventDrivenStrategyEngine
 
 def test_a_second_live_engine_sees_the_first_ones_balances_once(tmp_path: Path) -> None:
     """Opening balances are deposited once; the second engine's projection has them from the store."""
-    config = {"execution_mode": "live", "ledger": {"url": f"sqlite:///{tmp_path}/live.db"},
-              "initial_balances": {"binance": {"USDT": "1000"}}}
+    config = {
+        "execution_mode": "live",
+        "ledger": {"url": f"sqlite:///{tmp_path}/live.db"},
+        "initial_balances": {"binance": {"USDT": "1000"}},
+    }
     first = EventDrivenStrategyEngine(config)
     assert first.position_monitor.balance("USDT", "binance") == D(1000)
     first.close(views=False)
@@ -23,3 +26,34 @@ def test_a_second_live_engine_sees_the_first_ones_balances_once(tmp_path: Path) 
     finally:
         second.close(views=False)
         second.ledger.close()
+
+
+def test_a_live_transfer_is_refused_not_pretended(tmp_path: Path) -> None:
+    """Live mode records a transfer between venues as a rejection, never as funds sent."""
+    import asyncio
+
+    engine = EventDrivenStrategyEngine(
+        {
+            "execution_mode": "live",
+            "ledger": {"url": f"sqlite:///{tmp_path}/t.db"},
+            "initial_balances": {"binance": {"ETH": "1"}},
+        }
+    )
+    try:
+        result = asyncio.run(
+            engine.execute_trade_with_interface(
+                {
+                    "venue_type": "transfer",
+                    "from_venue": "binance",
+                    "to_venue": "ethereum",
+                    "asset": "ETH",
+                    "amount": "0.5",
+                },
+                {},
+            )
+        )
+        assert result["status"] == "REJECTED" and result["code"] == "live_transfers_unavailable"
+        assert engine.position_monitor.balance("ETH", "binance") == D(1)
+    finally:
+        engine.close(views=False)
+        engine.ledger.close()

@@ -1,0 +1,307 @@
+"""Live runs: open the engine on the venues (or simulated execution on live prices), reconcile first,
+then let a strategy decide on ticker snapshots until stopped; and `reconcile` on its own.
+
+Every start reconciles before the first order: in-flight instructions are resolved, missing fills
+recorded once, balances observed. A venue whose instructions stay unresolved refuses new orders;
+the others keep trading (SPEC §12.12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from executors.live import LiveCEX
+from executors.live.ccxt_client import VENUES, ClientFactory, VenueClient
+from executors.live.ccxt_parse import dec
+from ledger import config as cfg
+from ledger.engine import EventDrivenStrategyEngine
+from ledger.strategies.base import Strategy, StrategyView
+
+MAX_ROUNDS = 8  # as in backtests: decide() is asked again after its instructions ran
+DEFAULT_SYMBOLS = ("ETH/USDT", "ETH/USDT:USDT")
+Status = Callable[[str], None]
+
+
+def live_config(
+    config: Mapping[str, Any] | str | Any,
+    *,
+    dry_run: bool = False,
+    mainnet: bool = False,
+    strategy: Strategy | None = None,
+) -> dict[str, Any]:
+    """The engine config of a live run: the mode, a session key of its own, `live.mainnet` only with
+    the flag, venue balances adopted on a first start (dry runs keep the configured balances)."""
+    data = cfg.load_config(config)
+    if strategy is not None:
+        base = strategy.config()
+        if not dry_run:
+            base.pop("initial_balances", None)  # the venue's balances are the truth live
+        data = {**base, **data}
+    if not dry_run:
+        data.pop("initial_balances", None)
+        data.pop("initial_capital", None)
+    now = datetime.now(UTC)
+    mode = "dry-run" if dry_run else "live"
+    live = dict(data.get("live") or {})
+    live["mainnet"] = bool(mainnet)
+    live.setdefault("adopt_balances", True)
+    session = dict(data.get("session") or {})
+    session.setdefault("key", f"{mode}-{now.strftime('%Y%m%dT%H%M%S%f')}")
+    session["start"] = now.isoformat()
+    data.update(execution_mode=mode, live=live, session=session)
+    if strategy is not None:
+        data["strategy"] = strategy.name
+    return data
+
+
+def open_engine(
+    config: Mapping[str, Any], client_factory: ClientFactory | None = None
+) -> EventDrivenStrategyEngine:
+    """The engine of a live (or dry) run over a ledger that may hold earlier runs: the projection is
+    rebuilt from every stored event, so balances and positions continue where the last run ended."""
+    engine = EventDrivenStrategyEngine(dict(config))
+    engine.projection.rebuild(engine.ledger)
+    backend = live_backend(engine)
+    if backend is not None:
+        backend.client_factory = client_factory
+    return engine
+
+
+def live_backend(engine: EventDrivenStrategyEngine) -> LiveCEX | None:
+    backend = getattr(engine.execution_interfaces["cex"], "backend", None)
+    return backend if isinstance(backend, LiveCEX) else None
+
+
+def cex_venues(engine: EventDrivenStrategyEngine) -> list[str]:
+    return [v for v in VENUES if engine.event_logger.venue_type(v) == "cex"]
+
+
+async def reconcile(engine: EventDrivenStrategyEngine, venues: Sequence[str] | None = None) -> dict[str, Any]:
+    """Reconcile the live venues; the report per venue (resolved, unresolved, fills, balances…)."""
+    backend = live_backend(engine)
+    if backend is None:
+        return {}
+    interface = engine.execution_interfaces["cex"]
+    report: dict[str, Any] = await backend.reconcile(interface, list(venues) if venues else None)
+    return report
+
+
+async def run_reconcile(
+    config: Mapping[str, Any] | str | Any,
+    *,
+    client_factory: ClientFactory | None = None,
+    mainnet: bool = False,
+) -> dict[str, Any]:
+    """`ledger reconcile`: one reconciliation of every configured venue, then the session ends."""
+    engine = open_engine(live_config(config, mainnet=mainnet), client_factory)
+    backend = live_backend(engine)
+    try:
+        report = await reconcile(engine)
+    finally:
+        engine.close("reconciled", views=False)
+        if backend is not None:
+            await backend.close()
+    return report
+
+
+# ---- market data from the venues ---------------------------------------------------------------------
+
+
+class TickerFeed:
+    """Snapshots of last prices from the venues' tickers, in the engine's market-data keys."""
+
+    def __init__(
+        self, config: Mapping[str, Any], venues: Sequence[str], client: Callable[[str], Any]
+    ) -> None:
+        live = config.get("live") or {}
+        self.venues = list(venues)
+        self.symbols = tuple(str(s) for s in live.get("symbols") or DEFAULT_SYMBOLS)
+        self.client = client
+        self.errors: dict[str, str] = {}
+
+    async def snapshot(self) -> dict[str, Decimal]:
+        market: dict[str, Decimal] = {}
+        for venue in self.venues:
+            try:
+                client = await self.client(venue)
+                for symbol in self.symbols:
+                    if client.market(symbol) is None:
+                        continue
+                    ticker = await client.call("fetch_ticker", symbol)
+                    price = dec(ticker.get("last")) or _mid(ticker)
+                    if not price:
+                        continue
+                    base = symbol.split("/")[0].lower()
+                    kind = "perp" if ":" in symbol else "spot"
+                    market[f"{venue}_{base}_{kind}_price"] = price
+                    if base == "eth":
+                        market[f"{venue}_{kind}_price"] = price
+                    market.setdefault(f"{base}_usd_price", price)
+                self.errors.pop(venue, None)
+            except Exception as e:  # one venue's outage must not stop the others' data
+                self.errors[venue] = type(e).__name__
+        return market
+
+
+def _mid(ticker: Mapping[str, Any]) -> Decimal | None:
+    bid, ask = dec(ticker.get("bid")), dec(ticker.get("ask"))
+    return (bid + ask) / 2 if bid and ask else None
+
+
+class PublicClients:
+    """Clients for market data in dry runs (no keys needed; the run never signs a request)."""
+
+    def __init__(self, config: Mapping[str, Any], factory: ClientFactory | None) -> None:
+        self.config, self.factory = config, factory
+        self.clients: dict[str, VenueClient] = {}
+
+    async def __call__(self, venue: str) -> VenueClient:
+        client = self.clients.get(venue)
+        if client is None:
+            client = self.clients[venue] = VenueClient(venue, self.config, self.factory)
+        await client.start(signed=False)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+        self.clients.clear()
+
+
+# ---- the run -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveRun:
+    """What a run did, for the status line and the final summary."""
+
+    steps: int = 0
+    instructions: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    reconciliation: dict[str, Any] = field(default_factory=dict)
+    stopped_by: str = ""
+
+    def count(self, results: Sequence[Mapping[str, Any]]) -> None:
+        for r in results:
+            self.instructions += 1
+            status = str(r.get("status", "?"))
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+def status_line(engine: EventDrivenStrategyEngine, run: LiveRun, feed_errors: Mapping[str, str]) -> str:
+    mon, market = engine.position_monitor, engine.market
+    backend = live_backend(engine)
+    price = market.get("eth_usd_price")
+    exposure = mon.exposure().get("ETH", Decimal(0))
+    parts = [
+        f"{engine.event_logger.now():%H:%M:%S}",
+        f"{engine.execution_mode}",
+        f"step {run.steps}",
+        f"orders {run.instructions} " + " ".join(f"{k.lower()} {v}" for k, v in sorted(run.statuses.items())),
+        f"ETH {price:.2f}" if price else "ETH ?",
+        f"net ETH {exposure:+.4f}",
+        f"equity {mon.equity():,.2f} USD",
+    ]
+    if backend is not None:
+        interface = engine.execution_interfaces["cex"]
+        pending = sum(len(backend.unresolved(interface, v)) for v in cex_venues(engine))
+        parts.append(f"resting {len(backend.resting)} unresolved {pending}")
+        problems = {**backend.errors, **feed_errors}
+    else:
+        problems = dict(feed_errors)
+    if problems:
+        parts.append("issues: " + ", ".join(f"{v} {why[:40]}" for v, why in sorted(problems.items())))
+    return " | ".join(parts)
+
+
+async def run_live(
+    config: Mapping[str, Any],
+    strategy: Strategy,
+    *,
+    interval_s: float = 5.0,
+    max_steps: int | None = None,
+    status: Status | None = None,
+    stop: asyncio.Event | None = None,
+    client_factory: ClientFactory | None = None,
+) -> tuple[LiveRun, EventDrivenStrategyEngine]:
+    """Reconcile, then step: snapshot → advance (resting orders) → decide → execute, until `stop` is set
+    (Ctrl-C sets it: the instruction at hand finishes first, so none is left half-recorded)."""
+    engine = open_engine(config, client_factory)
+    backend = live_backend(engine)
+    stop = stop or asyncio.Event()
+    run = LiveRun()
+    public = None
+    if backend is not None:
+        feed = TickerFeed(engine.config, cex_venues(engine), backend.client)
+    else:
+        public = PublicClients(engine.config, client_factory)
+        feed = TickerFeed(engine.config, cex_venues(engine), public)
+    view = StrategyView(engine)
+    reason = "stopped"
+    restore = _install_stop(stop)
+    try:
+        if backend is not None:
+            run.reconciliation = await reconcile(engine)
+        while not stop.is_set() and (max_steps is None or run.steps < max_steps):
+            started = time.monotonic()
+            market = await feed.snapshot()
+            now = engine.event_logger.now()
+            await engine.advance_to(now, market or None)
+            for _ in range(MAX_ROUNDS):
+                if stop.is_set() or not engine.market:
+                    break
+                decision = strategy.decide(now, engine.market, view)
+                if not decision:
+                    break
+                run.count(await engine.execute_decision(decision, market_data=engine.market))
+            run.steps += 1
+            if status is not None:
+                status(status_line(engine, run, feed.errors))
+            if max_steps is not None and run.steps >= max_steps:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, interval_s - (time.monotonic() - started)))
+        run.stopped_by = "signal" if stop.is_set() else "steps"
+    except BaseException:
+        reason = "interrupted"
+        raise
+    finally:
+        restore()
+        try:
+            engine.close(reason, views=False)
+        finally:
+            if backend is not None:
+                await backend.close()
+            if public is not None:
+                await public.close()
+    return run, engine
+
+
+def _install_stop(stop: asyncio.Event) -> Callable[[], None]:
+    """First Ctrl-C: stop after the current step; a second one interrupts at once."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return lambda: None
+
+    def first() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+        return lambda: None
+
+    def restore() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+
+    return restore
