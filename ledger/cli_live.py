@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aggregates.errors import LedgerError
+from ledger.cli_backtest import _plain
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -165,11 +166,3 @@ def _print_unresolved(report: dict[str, Any]) -> None:
             err.print(f"{venue}: {r['error']}", highlight=False, markup=False)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

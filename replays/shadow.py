@@ -23,6 +23,7 @@ from aggregates.errors import IllegalTransitionError, InstructionError, LedgerEr
 from aggregates.transitions import State, next_state
 from aggregates.values import MONEY, parse_instrument
 from executors.base import DEFAULT_WALLETS
+from ledger.backtest import merge
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
@@ -394,17 +395,6 @@ def recorded_config(session: SessionInfo | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ShadowError(f"the config recorded by session {session.key!r} is not a table; use --config")
     return data
-
-
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`over` on top of `base`, tables merged key by key."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def simulation_config(
