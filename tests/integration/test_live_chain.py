@@ -518,19 +518,31 @@ async def test_stuck_transaction_is_replaced_with_both_fees_raised(make_desk: Ma
     assert replaced.old_tx_hash == original == submitted.tx_hash
     assert replaced.max_fee_per_gas * 1000 >= submitted.max_fee_per_gas * 1125
     assert replaced.max_priority_fee_per_gas * 1000 >= submitted.max_priority_fee_per_gas * 1125
-    mined = None
-    while mined is None:
+    # TransactionReplaced is written before the replacement is broadcast: mine only once the node holds
+    # it, or the original could (legitimately) win the race.
+    await _wait_in_pool(chain, replaced.tx_hash)
+    while not task.done():
         await chain.control.mine()
         await asyncio.sleep(0.05)
-        mined = task.done()
     result = await asyncio.wait_for(task, 10)
     assert result["status"] == "CONFIRMED"
     winner = result["tx_hash"]
-    assert winner in (replaced.tx_hash, *[e.tx_hash for e in desk.events("TransactionReplaced")])
+    assert winner in {e.tx_hash for e in desk.events("TransactionReplaced")}
     tx = await chain.w3.eth.get_transaction(winner)
     assert tx["nonce"] == submitted.nonce
     await desk.assert_matches_chain()
     _checks(desk)
+
+
+async def _wait_in_pool(chain: Chain, tx_hash: str) -> None:
+    for _ in range(2_000):
+        content = await chain.control.request("txpool_content")
+        hashes = {str(tx["hash"]).lower() for by_nonce in (content.get("pending") or {}).values()
+                  for tx in by_nonce.values()}
+        if tx_hash.lower() in hashes:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{tx_hash} never reached the pool")
 
 
 async def _wait_pending(chain: Chain) -> str:
