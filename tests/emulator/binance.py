@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -63,6 +65,14 @@ def build_config() -> VenueConfig:
         # Binance numbers orders and trades per symbol, separately for spot and USDⓈ-M.
         ids=IdScheme(order_id=lambda m, n: str(n), trade_id=lambda m, n: str(n)),
         client_id_unique="open",
+        deposit_wallet="spot",
+        withdrawal_wallets=("spot",),
+        wallet_ids={
+            # Binance withdrawal ids are 32 hex digits, deposit ids and income tranIds large integers
+            "withdrawal": lambda n: hashlib.md5(f"binance-withdrawal-{n}".encode()).hexdigest(),
+            "deposit": lambda n: str(769_800_000_000_000_000 + n),
+            "income": lambda n: str(4_480_321_991_774_000_000 + n),
+        },
     )
 
 
@@ -111,6 +121,14 @@ class BinanceAPI(VenueAPI):
         a("GET", SPOT, "/api/v3/myTrades", "fetch_my_trades", lambda r: self.my_trades(r, "spot"),
           signed=True)
         a("POST", SPOT, "/sapi/v1/asset/transfer", "transfer", self.transfer, signed=True)
+        a("GET", SPOT, "/sapi/v1/capital/deposit/address", "fetch_deposit_address", self.deposit_address,
+          signed=True)
+        a("POST", SPOT, "/sapi/v1/capital/withdraw/apply", "withdraw", self.withdraw, signed=True)
+        a("GET", SPOT, "/sapi/v1/capital/withdraw/history", "fetch_withdrawals", self.withdraw_history,
+          signed=True)
+        a("GET", SPOT, "/sapi/v1/capital/deposit/hisrec", "fetch_deposits", self.deposit_history,
+          signed=True)
+        a("GET", FAPI, "/fapi/v1/income", "fetch_funding_history", self.income, signed=True)
 
         a("GET", FAPI, "/fapi/v1/ping", "ping", lambda r: HttpReply(200, {}))
         a("GET", FAPI, "/fapi/v1/time", "fetch_time", self.time)
@@ -185,6 +203,15 @@ class BinanceAPI(VenueAPI):
     def engine_error(self, exc: EngineError, route: Route, req: HttpRequest) -> HttpReply:
         perp = route.host == FAPI
         r = exc.reason
+        if route.name == "withdraw":
+            if r == "insufficient_balance":
+                return self.error(400, -4026, "You have insufficient balance.")
+            if r == "invalid_address":
+                return self.error(400, -4033, "Illegal address.")
+            if r == "duplicate_withdrawal":
+                return self.error(400, -4001, "Invalid operation. withdrawOrderId is duplicated.")
+        if r == "insufficient_balance" and route.name == "transfer":
+            return self.error(400, -5013, "Asset transfer failed: insufficient balance")
         if r == "insufficient_balance":
             if perp:
                 return self.error(400, -2019, "Margin is insufficient.")
@@ -343,7 +370,8 @@ class BinanceAPI(VenueAPI):
         for m in markets:
             mid = self.engine.mids.get(m.symbol, ZERO)
             out.append({"symbol": m.venue_id, "markPrice": self._px(m)(mid), "indexPrice": self._px(m)(mid),
-                        "estimatedSettlePrice": self._px(m)(mid), "lastFundingRate": "0.00010000",
+                        "estimatedSettlePrice": self._px(m)(mid),
+                        "lastFundingRate": fmt(self.engine.funding_rate(m.symbol), 8),
                         "interestRate": "0.00010000", "nextFundingTime": (now // 28800000 + 1) * 28800000,
                         "time": now})
         return HttpReply(200, out[0] if venue_id else out)
@@ -715,11 +743,134 @@ class BinanceAPI(VenueAPI):
         if amount is None or amount <= 0:
             raise BinanceError(400, -1102, "Mandatory parameter 'amount' was not sent, was empty/null, or "
                                            "malformed.")
+        t = self.engine.move_funds(src, dst, asset, amount, self.now_ms())
+        return HttpReply(200, {"tranId": t["tranId"]})
+
+    # ----------------------------------------------------------------- wallet
+    NETWORKS = {"ETH": "ETH"}  # Binance network id -> emulator chain
+
+    def _network(self, p: dict[str, str], asset: str) -> str:
+        network = (p.get("network") or "ETH").upper()
+        if network not in self.NETWORKS:
+            raise BinanceError(400, -4019, "Current asset is not open for withdrawal.")
+        return self.NETWORKS[network]
+
+    def _coin(self, p: dict[str, str]) -> str:
+        coin = (p.get("coin") or "").upper()
+        if not coin:
+            raise BinanceError(400, -1102, "Mandatory parameter 'coin' was not sent, was empty/null, or "
+                                           "malformed.")
+        if coin not in ("USDT", "ETH"):
+            raise BinanceError(400, -4018, "We don't have this asset.")
+        return coin
+
+    def deposit_address(self, req: HttpRequest) -> HttpReply:
+        p = req.params
+        coin = self._coin(p)
+        network = self._network(p, coin)
+        address = self.engine.deposit_address(coin, network)
+        return HttpReply(200, {"address": address, "coin": coin, "tag": "",
+                               "url": f"https://etherscan.io/address/{address}"})
+
+    def withdraw(self, req: HttpRequest) -> HttpReply:
+        p = req.params
+        coin = self._coin(p)
+        network = self._network(p, coin)
+        amount = _dec(p, "amount")
+        if amount is None or amount <= 0:
+            raise BinanceError(400, -1102, "Mandatory parameter 'amount' was not sent, was empty/null, or "
+                                           "malformed.")
+        if not p.get("address"):
+            raise BinanceError(400, -1102, "Mandatory parameter 'address' was not sent, was empty/null, or "
+                                           "malformed.")
+        w = self.engine.request_withdrawal(asset=coin, amount=amount, address=p["address"], network=network,
+                                           client_id=p.get("withdrawOrderId", ""),
+                                           tag=p.get("addressTag", ""), now_ms=self.now_ms())
+        return HttpReply(200, {"id": w.withdrawal_id})
+
+    @staticmethod
+    def _withdraw_status(status: str) -> int:
+        # 0 email sent, 1 cancelled, 2 awaiting approval, 3 rejected, 4 processing, 5 failure, 6 completed
+        return {"pending": 4, "processing": 4, "ok": 6, "failed": 5, "canceled": 1}[status]
+
+    @staticmethod
+    def _utc(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def _time_filter(self, p: dict[str, str], rows: list[Any], ts: Any) -> list[Any]:
+        if p.get("startTime"):
+            rows = [r for r in rows if ts(r) >= int(p["startTime"])]
+        if p.get("endTime"):
+            rows = [r for r in rows if ts(r) <= int(p["endTime"])]
+        return rows
+
+    def withdraw_history(self, req: HttpRequest) -> HttpReply:
+        p = req.params
         e = self.engine
-        if e.available(src, asset) < amount:
-            raise BinanceError(400, -5013, "Asset transfer failed: insufficient balance")
-        e.set_balance(src, asset, e.balances.get((src, asset), ZERO) - amount)
-        e.set_balance(dst, asset, e.balances.get((dst, asset), ZERO) + amount)
-        e.transfers.append({"tranId": len(e.transfers) + 1, "from": src, "to": dst, "asset": asset,
-                            "amount": amount, "ts": self.now_ms()})
-        return HttpReply(200, {"tranId": len(e.transfers)})
+        if e.auto_process_withdrawals:
+            e.process_withdrawals()
+        rows = e.withdrawals()
+        if p.get("coin"):
+            rows = [w for w in rows if w.asset == p["coin"].upper()]
+        if p.get("withdrawOrderId"):
+            rows = [w for w in rows if w.client_id == p["withdrawOrderId"]]
+        if p.get("idList"):
+            ids = set(p["idList"].split(","))
+            rows = [w for w in rows if w.withdrawal_id in ids]
+        if p.get("status"):
+            rows = [w for w in rows if str(self._withdraw_status(w.status)) == p["status"]]
+        rows = self._time_filter(p, rows, lambda w: w.created_ms)
+        rows = sorted(rows, key=lambda w: w.seq, reverse=True)  # newest first
+        offset, limit = int(p.get("offset") or 0), min(int(p.get("limit") or 1000), 1000)
+        out = []
+        for w in rows[offset:offset + limit]:
+            row: dict[str, Any] = {
+                "id": w.withdrawal_id, "amount": f8(w.amount), "transactionFee": f8(w.fee), "coin": w.asset,
+                "status": self._withdraw_status(w.status), "address": w.address, "txId": w.txid,
+                "applyTime": self._utc(w.created_ms), "network": "ETH", "transferType": 0,
+                "info": "", "confirmNo": 1 if w.status == "ok" else 0, "walletType": 0, "txKey": "",
+            }
+            if w.client_id:
+                row["withdrawOrderId"] = w.client_id
+            if w.tag:
+                row["addressTag"] = w.tag
+            if w.status == "ok":
+                row["completeTime"] = self._utc(w.updated_ms)
+            out.append(row)
+        return HttpReply(200, out)
+
+    def deposit_history(self, req: HttpRequest) -> HttpReply:
+        p = req.params
+        e = self.engine
+        e.scan_chain()
+        rows = e.deposits()
+        if p.get("coin"):
+            rows = [d for d in rows if d.asset == p["coin"].upper()]
+        if p.get("txId"):
+            rows = [d for d in rows if d.txid == p["txId"]]
+        status = {"pending": 0, "ok": 1, "failed": 7}
+        if p.get("status"):
+            rows = [d for d in rows if str(status[d.status]) == p["status"]]
+        rows = self._time_filter(p, rows, lambda d: d.created_ms)
+        rows = sorted(rows, key=lambda d: d.seq, reverse=True)
+        offset, limit = int(p.get("offset") or 0), min(int(p.get("limit") or 1000), 1000)
+        return HttpReply(200, [{
+            "id": d.deposit_id, "amount": f8(d.amount), "coin": d.asset, "network": "ETH",
+            "status": status[d.status], "address": d.address, "addressTag": "", "txId": d.txid,
+            "insertTime": d.created_ms, "completeTime": d.updated_ms, "transferType": 0,
+            "confirmTimes": "1/1" if d.status == "ok" else "0/1", "unlockConfirm": 0, "walletType": 0,
+        } for d in rows[offset:offset + limit]])
+
+    def income(self, req: HttpRequest) -> HttpReply:
+        p = req.params
+        income_type = p.get("incomeType")
+        if income_type and income_type != "FUNDING_FEE":
+            return HttpReply(200, [])  # only funding income is emulated
+        symbol = self.market_for("perp", p["symbol"]).symbol if p.get("symbol") else None
+        rows = self._time_filter(p, self.engine.funding_history(symbol), lambda i: i.ts)
+        limit = min(int(p.get("limit") or 100), 1000)
+        return HttpReply(200, [{
+            "symbol": self.engine.markets[i.symbol].venue_id, "incomeType": "FUNDING_FEE",
+            "income": fmt(i.amount, 8), "asset": i.asset, "info": "FUNDING_FEE", "time": i.ts,
+            "tranId": i.income_id, "tradeId": "",
+        } for i in sorted(rows, key=lambda i: i.seq)[:limit]])

@@ -70,6 +70,14 @@ def build_config() -> VenueConfig:
         client_id_unique="always",
         # Bybit accepts a crossing PostOnly order and cancels it at once
         post_only={"spot": "cancel", "perp": "cancel"},
+        deposit_wallet="funding",
+        withdrawal_wallets=("funding", "unified"),  # accountType UTA: FUND first, then UNIFIED
+        extra_wallets=("funding",),
+        wallet_ids={
+            "withdrawal": lambda n: str(10_194 + n),
+            "deposit": lambda n: f"{n:08x}-0002-4000-8000-{n:012x}",
+            "income": lambda n: f"{n:08x}-0003-4000-8000-{n:012x}",
+        },
     )
 
 
@@ -106,9 +114,19 @@ class BybitAPI(VenueAPI):
         a("POST", HOST, "/v5/order/cancel-all", "cancel_all_orders", self.cancel_all, signed=True)
         a("GET", HOST, "/v5/order/realtime", "fetch_order", self.realtime, signed=True)
         a("GET", HOST, "/v5/order/history", "fetch_closed_orders", self.history, signed=True)
-        a("GET", HOST, "/v5/execution/list", "fetch_my_trades", self.executions, signed=True)
+        a("GET", HOST, "/v5/execution/list", "fetch_my_trades", self.executions, signed=True,
+          classify=lambda r: "fetch_funding_history" if r.query.get("execType") == "Funding" else None)
         a("GET", HOST, "/v5/position/list", "fetch_positions", self.positions, signed=True)
         a("POST", HOST, "/v5/position/set-leverage", "set_leverage", self.set_leverage, signed=True)
+        a("GET", HOST, "/v5/asset/deposit/query-address", "fetch_deposit_address", self.deposit_address,
+          signed=True)
+        a("POST", HOST, "/v5/asset/withdraw/create", "withdraw", self.withdraw, signed=True)
+        a("GET", HOST, "/v5/asset/withdraw/query-record", "fetch_withdrawals", self.withdraw_records,
+          signed=True)
+        a("GET", HOST, "/v5/asset/deposit/query-record", "fetch_deposits", self.deposit_records, signed=True)
+        a("POST", HOST, "/v5/asset/transfer/inter-transfer", "transfer", self.inter_transfer, signed=True)
+        a("GET", HOST, "/v5/asset/transfer/query-account-coins-balance", "fetch_balance",
+          self.fund_balance, signed=True)
 
     # ----------------------------------------------------------------- plumbing
     def ok(self, result: Any) -> HttpReply:
@@ -152,6 +170,23 @@ class BybitAPI(VenueAPI):
         body = req.json if req.method == "POST" and isinstance(req.json, dict) else req.query
         spot = body.get("category") == "spot"
         r = exc.reason
+        if route.name == "withdraw":
+            wd_table = {
+                "insufficient_balance": (131001, "the available balance is not sufficient to cover the "
+                                                 "handling fee"),
+                "invalid_address": (131002, "Withdraw address chain or destination tag are not equal"),
+                "duplicate_withdrawal": (131002, "Parameter error: requestId is duplicated"),
+            }
+            code, msg = wd_table.get(r, (131002, f"Parameter error: {exc.message}"))
+            return self.error(code, msg)
+        if route.name == "transfer":
+            tr_table = {
+                "insufficient_balance": (131212, "Insufficient balance"),
+                "duplicate_transfer": (131214, "TransferId exist"),
+                "same_wallet": (131211, "fromAccountType can't be the same as toAccountType"),
+            }
+            code, msg = tr_table.get(r, (131215, f"Amount error: {exc.message}"))
+            return self.error(code, msg)
         table: dict[str, tuple[int, str]] = {
             "insufficient_balance": (170131, "Insufficient balance.") if spot
             else (110007, "ab not enough for new order"),
@@ -340,7 +375,8 @@ class BybitAPI(VenueAPI):
                    "lowPrice24h": self._px(m, mid), "turnover24h": "0", "volume24h": "0"}
             if m.contract:
                 row.update({"indexPrice": self._px(m, mid), "markPrice": self._px(m, mid),
-                            "fundingRate": "0.0001", "nextFundingTime": str((now // 28800000 + 1) * 28800000),
+                            "fundingRate": fmt(self.engine.funding_rate(m.symbol)),
+                            "nextFundingTime": str((now // 28800000 + 1) * 28800000),
                             "openInterest": "0", "openInterestValue": "0"})
             out.append(row)
         return self.ok({"category": category, "list": out})
@@ -523,6 +559,8 @@ class BybitAPI(VenueAPI):
 
     def executions(self, req: HttpRequest) -> HttpReply:
         q = req.query
+        if q.get("execType") == "Funding":
+            return self.funding_executions(req)
         category = self._category(q.get("category"))
         kind = KIND[category]
         symbol = self.market_for(kind, q["symbol"]).symbol if q.get("symbol") else None
@@ -598,3 +636,167 @@ class BybitAPI(VenueAPI):
             raise BybitError(110043, "leverage not modified")
         self.engine.set_leverage(m.symbol, int(buy))
         return self.ok({})
+
+    # ----------------------------------------------------------------- wallet
+    CHAINS = {"ETH": "ETH"}  # Bybit chain -> emulator chain
+    ACCOUNT_TYPES = {"FUND": "funding", "UNIFIED": "unified"}
+
+    def _coin(self, value: Any) -> str:
+        coin = str(value or "").upper()
+        if coin not in ("USDT", "ETH"):
+            raise BybitError(131002, "Parameter error: coin not supported")
+        return coin
+
+    def deposit_address(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        coin = self._coin(q.get("coin"))
+        chains = [c for c in self.CHAINS if not q.get("chainType") or q["chainType"] == c]
+        return self.ok({"coin": coin, "chains": [{
+            "chainType": c, "addressDeposit": self.engine.deposit_address(coin, self.CHAINS[c]),
+            "tagDeposit": "", "chain": c, "batchReleaseLimit": "-1",
+            "contractAddress": "" if coin == "ETH" else "0xdac17f958d2ee523a2206206994597c13d831ec7",
+        } for c in chains]})
+
+    def withdraw(self, req: HttpRequest) -> HttpReply:
+        b = req.json if isinstance(req.json, dict) else {}
+        coin = self._coin(b.get("coin"))
+        chain = str(b.get("chain") or "").upper()
+        if chain not in self.CHAINS:
+            raise BybitError(131002, "Parameter error: chain invalid")
+        amount = _dec(b.get("amount"), "amount")
+        if amount is None or amount <= 0:
+            raise BybitError(131002, "Parameter error: amount invalid")
+        if not str(b.get("timestamp") or "").isdigit():
+            raise BybitError(10001, "params error: timestamp invalid")
+        account_type = b.get("accountType") or "SPOT"
+        wallets = {"FUND": ("funding",), "UTA": ("funding", "unified"), "SPOT": ("unified",)}.get(
+            account_type)
+        if wallets is None:
+            raise BybitError(131002, "Parameter error: accountType invalid")
+        fee = self.engine.withdrawal_fee(coin)
+        received = amount
+        if str(b.get("feeType") or "0") == "1":  # the fee is deducted from the amount
+            received = amount - fee
+            if received <= 0:
+                raise BybitError(131002, "Parameter error: amount must be greater than the fee")
+        request_id = str(b.get("requestId") or "")
+        w = self.engine.request_withdrawal(asset=coin, amount=received, address=str(b.get("address") or ""),
+                                           network=self.CHAINS[chain], client_id=request_id,
+                                           tag=str(b.get("tag") or ""), fee=fee, wallets=wallets,
+                                           now_ms=self.now_ms())
+        return self.ok({"id": w.withdrawal_id})
+
+    @staticmethod
+    def _wd_status(status: str) -> str:
+        return {"pending": "Pending", "processing": "Pending", "ok": "success", "failed": "Fail",
+                "canceled": "CancelByUser"}[status]
+
+    @staticmethod
+    def _range(q: dict[str, str], rows: list[Any], ts: Any) -> list[Any]:
+        if q.get("startTime"):
+            rows = [r for r in rows if ts(r) >= int(q["startTime"])]
+        if q.get("endTime"):
+            rows = [r for r in rows if ts(r) <= int(q["endTime"])]
+        return rows
+
+    def withdraw_records(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        e = self.engine
+        if e.auto_process_withdrawals:
+            e.process_withdrawals()
+        rows = e.withdrawals()
+        if q.get("coin"):
+            rows = [w for w in rows if w.asset == q["coin"].upper()]
+        if q.get("withdrawID"):
+            rows = [w for w in rows if w.withdrawal_id == q["withdrawID"]]
+        if q.get("txID"):
+            rows = [w for w in rows if w.txid == q["txID"]]
+        if q.get("requestId"):
+            rows = [w for w in rows if w.client_id == q["requestId"]]
+        rows = self._range(q, rows, lambda w: w.created_ms)
+        limit = min(int(q.get("limit") or 50), 50)
+        rows = sorted(rows, key=lambda w: w.seq, reverse=True)[:limit]
+        return self.ok({"rows": [{
+            "coin": w.asset, "chain": "ETH", "amount": fmt(w.amount), "txID": w.txid,
+            "status": self._wd_status(w.status), "toAddress": w.address, "tag": w.tag,
+            "withdrawFee": fmt(w.fee), "createTime": str(w.created_ms), "updateTime": str(w.updated_ms),
+            "withdrawId": w.withdrawal_id, "withdrawType": 0, "requestId": w.client_id,
+        } for w in rows], "nextPageCursor": ""})
+
+    def deposit_records(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        e = self.engine
+        e.scan_chain()
+        rows = e.deposits()
+        if q.get("coin"):
+            rows = [d for d in rows if d.asset == q["coin"].upper()]
+        if q.get("txID"):
+            rows = [d for d in rows if d.txid == q["txID"]]
+        rows = self._range(q, rows, lambda d: d.created_ms)
+        limit = min(int(q.get("limit") or 50), 50)
+        rows = sorted(rows, key=lambda d: d.seq, reverse=True)[:limit]
+        status = {"pending": 1, "ok": 3, "failed": 4}
+        return self.ok({"rows": [{
+            "id": d.deposit_id, "coin": d.asset, "chain": "ETH", "amount": fmt(d.amount), "txID": d.txid,
+            "status": status[d.status], "toAddress": d.address, "tag": "", "depositFee": "",
+            "successAt": str(d.updated_ms), "confirmations": "1" if d.status == "ok" else "0",
+            "txIndex": "0", "blockHash": "", "batchReleaseLimit": "-1", "depositType": "0",
+            "fromAddress": "",
+        } for d in rows], "nextPageCursor": ""})
+
+    def inter_transfer(self, req: HttpRequest) -> HttpReply:
+        b = req.json if isinstance(req.json, dict) else {}
+        src = self.ACCOUNT_TYPES.get(str(b.get("fromAccountType")))
+        dst = self.ACCOUNT_TYPES.get(str(b.get("toAccountType")))
+        if src is None or dst is None:
+            raise BybitError(131203, "Request parameter error: accountType")
+        coin = str(b.get("coin") or "").upper()
+        amount = _dec(b.get("amount"), "amount")
+        if amount is None:
+            raise BybitError(131215, "Amount error")
+        transfer_id = str(b.get("transferId") or "")
+        if not transfer_id:
+            raise BybitError(131203, "Request parameter error: transferId")
+        self.engine.move_funds(src, dst, coin, amount, self.now_ms(), transfer_id=transfer_id)
+        return self.ok({"transferId": transfer_id, "status": "SUCCESS"})
+
+    def fund_balance(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        if q.get("accountType") != "FUND":
+            raise BybitError(10001, "accountType only support FUND.")
+        wanted = {c for c in (q.get("coin") or "").split(",") if c}
+        e = self.engine
+        rows = []
+        for (wallet, asset), total in sorted(e.balances.items()):
+            if wallet != "funding" or (wanted and asset not in wanted):
+                continue
+            rows.append({"coin": asset, "walletBalance": fmt(total),
+                         "transferBalance": fmt(e.available(wallet, asset)), "bonus": ""})
+        return self.ok({"memberId": "1000001", "accountType": "FUND", "balance": rows})
+
+    def funding_executions(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        category = self._category(q.get("category"))
+        if category != "linear":
+            return self.ok({"list": [], "nextPageCursor": "", "category": category})
+        symbol = self.market_for("perp", q["symbol"]).symbol if q.get("symbol") else None
+        rows = self._range(q, self.engine.funding_history(symbol), lambda i: i.ts)
+        limit = min(int(q.get("limit") or q.get("size") or 50), 100)
+        rows = sorted(rows, key=lambda i: i.seq, reverse=True)[:limit]
+        out = []
+        for i in rows:
+            m = self.engine.markets[i.symbol]
+            qty = abs(i.position) / m.contract_size
+            out.append({
+                "symbol": m.venue_id, "orderId": "", "orderLinkId": "",
+                "side": "Buy" if i.position > 0 else "Sell", "orderPrice": "0", "orderQty": "0",
+                "leavesQty": "0", "createType": "", "orderType": "UNKNOWN", "stopOrderType": "UNKNOWN",
+                # Bybit reports funding as a fee: positive = paid by the account, negative = received
+                "execFee": fmt(-i.amount), "execId": i.income_id, "execPrice": self._px(m, i.mark),
+                "execQty": self._qty(m, qty), "execType": "Funding",
+                "execValue": fmt(abs(i.position) * i.mark), "execTime": str(i.ts), "feeCurrency": i.asset,
+                "isMaker": False, "feeRate": fmt(i.rate), "tradeIv": "", "markIv": "",
+                "markPrice": self._px(m, i.mark), "indexPrice": "", "underlyingPrice": "",
+                "blockTradeId": "", "closedSize": "0", "seq": i.seq,
+            })
+        return self.ok({"list": out, "nextPageCursor": "", "category": category})

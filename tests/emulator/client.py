@@ -151,11 +151,13 @@ def _async_class(base: type) -> Any:
 def make_client(venue: str, emulator: Emulator, async_: bool = True, *, mode: str = "tls",
                 timeout_ms: int = 10000, enable_rate_limit: bool = False, minimal: bool = True,
                 credentials: dict[str, str] | None = None, options: dict[str, Any] | None = None,
-                **config: Any) -> Any:
+                currencies: bool = False, **config: Any) -> Any:
     """A configured ccxt exchange (``ccxt.async_support`` unless ``async_=False``) for the emulator.
 
     ``credentials`` overrides apiKey/secret/password (e.g. a wrong secret to test auth errors).
     ``minimal`` applies :data:`MINIMAL_OPTIONS` so load_markets only asks for what is emulated.
+    ``currencies=True`` (OKX only) keeps ``fetchCurrencies`` on so ccxt loads ``/asset/currencies``:
+    OKX's deposit-address network mapping and withdraw fee need it.
     Async clients must be closed with ``await ex.close()`` (the loopback session is closed too).
     """
     if venue not in VENUE_HOSTS:
@@ -191,6 +193,6 @@ def make_client(venue: str, emulator: Emulator, async_: bool = True, *, mode: st
         exchange = getattr(ccxt, venue)(settings)
     if mode == "rewrite":
         point_to_loopback(exchange, f"http://127.0.0.1:{emulator.http_port}")
-    if minimal and venue in ("bybit", "okx"):
+    if minimal and venue in ("bybit", "okx") and not (currencies and venue == "okx"):
         exchange.has["fetchCurrencies"] = False
     return exchange

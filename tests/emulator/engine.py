@@ -12,7 +12,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .wallets import WalletOps, wall_ms
+
+if TYPE_CHECKING:
+    from .chainlink import ChainLink
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -180,15 +185,26 @@ class VenueConfig:
     default_leverage: int = 10
     # what a post-only order that would take does, by kind: 'reject' it, or accept and 'cancel' it
     post_only: dict[str, str] = field(default_factory=lambda: {"spot": "reject", "perp": "reject"})
+    # wallet operations: where deposits land, which wallets a withdrawal draws from (in order)
+    deposit_wallet: str = "spot"
+    withdrawal_wallets: tuple[str, ...] = ("spot",)
+    extra_wallets: tuple[str, ...] = ()  # wallets besides the trading ones (e.g. 'funding')
+    # id formats of withdrawals / deposits / funding income entries, from counters
+    wallet_ids: dict[str, Callable[[int], str]] = field(default_factory=dict)
 
 
-class VenueEngine:
+class VenueEngine(WalletOps):
     """The state of one account at one venue; every public method is thread-safe."""
 
     def __init__(self, config: VenueConfig) -> None:
         self.config = config
         self.name = config.name
         self.lock = threading.RLock()
+        self.deposit_wallet = config.deposit_wallet
+        self.withdrawal_wallets = config.withdrawal_wallets
+        self.wallet_id_formats = dict(config.wallet_ids)
+        self.chain: ChainLink | None = None
+        self.now_ms_source = wall_ms
         self.markets: dict[str, MarketSpec] = {m.symbol: m for m in config.markets}
         self._by_id: dict[tuple[str, str], MarketSpec] = {
             (m.kind, m.venue_id): m for m in config.markets
@@ -210,6 +226,7 @@ class VenueEngine:
             self._seq = 0
             self.requests: list[dict[str, Any]] = []
             self.transfers: list[dict[str, Any]] = []
+            self._reset_wallets()
 
     def market(self, symbol: str) -> MarketSpec:
         try:
@@ -314,7 +331,67 @@ class VenueEngine:
                 "positions": positions,
                 "transfers": copy.deepcopy(self.transfers),
                 "mids": dict(self.mids),
+                "withdrawals": [copy.deepcopy(w) for w in self._withdrawals],
+                "deposits": [copy.deepcopy(d) for d in self._deposits],
+                "incomes": [copy.deepcopy(i) for i in self.incomes],
             }
+
+    @property
+    def wallet_names(self) -> list[str]:
+        return sorted(set(self.config.wallets.values()) | set(self.config.extra_wallets))
+
+    def move_funds(self, src: str, dst: str, asset: str, amount: Decimal, now_ms: int,
+                   transfer_id: str | None = None) -> dict[str, Any]:
+        """An internal transfer between two wallets of the account (checks the available balance)."""
+        with self.lock:
+            if amount <= 0:
+                raise EngineError("bad_param", "transfer amount must be positive")
+            if src == dst:
+                raise EngineError("same_wallet", "from and to wallet are the same")
+            if transfer_id and any(t.get("transfer_id") == transfer_id for t in self.transfers):
+                raise EngineError("duplicate_transfer", "transfer id exists")
+            if self.available(src, asset) < amount:
+                raise EngineError("insufficient_balance", f"insufficient {asset} balance", asset=asset)
+            self._credit(src, asset, -amount)
+            self._credit(dst, asset, amount)
+            entry = {"tranId": len(self.transfers) + 1, "from": src, "to": dst, "asset": asset,
+                     "amount": amount, "ts": now_ms, "transfer_id": transfer_id or ""}
+            self.transfers.append(entry)
+            return dict(entry)
+
+    def mark_price(self, symbol: str) -> Decimal:
+        """The mark price the venue reports: the mid."""
+        return self.mid(symbol)
+
+    def settle_funding(self, symbol: str, rate: Any, mark: Any | None = None,
+                       ts_ms: int | None = None) -> Any:
+        """Settle one funding interval on the open position of the perp ``symbol``.
+
+        amount = -position(base units, signed) * mark * rate, credited (or debited) on the margin
+        wallet in the settle asset and recorded as an income entry (see :meth:`funding_history`).
+        """
+        from .wallets import IncomeEntry
+
+        with self.lock:
+            m = self.market(symbol)
+            if not m.contract or m.settle is None:
+                raise EngineError("bad_param", f"{symbol} is not a perpetual")
+            pos = self.positions.get(symbol)
+            if pos is None or pos.size == 0:
+                raise EngineError("no_position", f"no open position on {symbol}")
+            rate_d = D(rate)
+            mark_d = self.mark_price(symbol) if mark is None else D(mark)
+            base = pos.size * m.contract_size
+            amount = -base * mark_d * rate_d
+            wallet = self.wallet_of(m.kind)
+            self._credit(wallet, m.settle, amount)
+            n = self._count("income")
+            entry = IncomeEntry(income_id=self._wallet_id("income", n), symbol=symbol, asset=m.settle,
+                                amount=amount, rate=rate_d, mark=mark_d, position=base,
+                                ts=self._now() if ts_ms is None else int(ts_ms), seq=n, wallet=wallet,
+                                balance_after=self.balances.get((wallet, m.settle), ZERO))
+            self.incomes.append(entry)
+            return copy.deepcopy(entry)
 
     # ----------------------------------------------------------------- balances and margin
     def _open_orders(self, symbol: str | None = None) -> list[Order]:

@@ -45,3 +45,37 @@ MAKER_FEE = {
     "bybit": ("0.001", "0.0002"),
     "okx": ("0.0008", "0.0002"),
 }
+
+
+# ---------------------------------------------------------------------------- wallet operations
+# ccxt network codes per venue (ccxt maps Bybit's chain "ETH" and OKX's "*-ERC20" to ERC20 for ETH too)
+NETWORK = {
+    "binance": {"USDT": "ERC20", "ETH": "ETH"},
+    "bybit": {"USDT": "ERC20", "ETH": "ERC20"},
+    "okx": {"USDT": "ERC20", "ETH": "ERC20"},
+}
+# the withdraw() param that carries the client id (idempotency key) per venue
+WITHDRAW_CLIENT_ID = {"binance": "withdrawOrderId", "bybit": "requestId", "okx": "clientId"}
+# the engine wallet deposits land in / withdrawals come from, and ccxt's transfer account names
+DEPOSIT_WALLET = {"binance": "spot", "bybit": "funding", "okx": "funding"}
+TRANSFER_ACCOUNTS = {  # venue -> (ccxt from, ccxt to, engine wallet of from, engine wallet of to)
+    "binance": ("spot", "swap", "spot", "futures"),
+    "bybit": ("funding", "unified", "funding", "unified"),
+    "okx": ("funding", "trading", "funding", "unified"),
+}
+
+
+def withdraw_params(venue: str, code: str, client_id: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"network": NETWORK[venue][code]}
+    if client_id:
+        params[WITHDRAW_CLIENT_ID[venue]] = client_id
+    return params
+
+
+async def fetch_withdrawal_by_client_id(ex: Any, venue: str, code: str, client_id: str) -> list[Any]:
+    """Withdrawals with that client id: Binance/OKX filter server-side (``withdrawOrderId`` /
+    ``clientId``); Bybit's records carry ``requestId``, matched here on the raw row."""
+    if venue == "bybit":
+        rows = await ex.fetch_withdrawals(code)
+        return [w for w in rows if w["info"].get("requestId") == client_id]
+    return list(await ex.fetch_withdrawals(code, None, None, {WITHDRAW_CLIENT_ID[venue]: client_id}))

@@ -68,6 +68,14 @@ def build_config() -> VenueConfig:
         ids=IdScheme(order_id=_order_id, trade_id=lambda m, n: str(n)),
         client_id_unique="open",
         post_only={"spot": "cancel", "perp": "cancel"},
+        deposit_wallet="funding",
+        withdrawal_wallets=("funding",),
+        extra_wallets=("funding",),
+        wallet_ids={
+            "withdrawal": lambda n: str(58_000_000 + n),
+            "deposit": lambda n: str(8_000_000 + n),
+            "income": lambda n: str(600_000_000_000_000 + n),
+        },
     )
 
 
@@ -133,6 +141,18 @@ class OkxAPI(VenueAPI):
           signed=True)
         a("GET", HOST, f"{p}/trade/fills", "fetch_my_trades", self.fills, signed=True)
         a("GET", HOST, f"{p}/trade/fills-history", "fetch_my_trades", self.fills, signed=True)
+        a("GET", HOST, f"{p}/public/mark-price", "fetch_mark_price", self.mark_price)
+        a("GET", HOST, f"{p}/asset/currencies", "fetch_currencies", self.currencies, signed=True)
+        a("GET", HOST, f"{p}/asset/deposit-address", "fetch_deposit_address", self.deposit_address,
+          signed=True)
+        a("POST", HOST, f"{p}/asset/withdrawal", "withdraw", self.withdrawal, signed=True)
+        a("GET", HOST, f"{p}/asset/withdrawal-history", "fetch_withdrawals", self.withdrawal_history,
+          signed=True)
+        a("GET", HOST, f"{p}/asset/deposit-history", "fetch_deposits", self.deposit_history, signed=True)
+        a("POST", HOST, f"{p}/asset/transfer", "transfer", self.transfer, signed=True)
+        a("GET", HOST, f"{p}/asset/balances", "fetch_balance", self.funding_balances, signed=True)
+        a("GET", HOST, f"{p}/account/bills", "fetch_funding_history", self.bills, signed=True)
+        a("GET", HOST, f"{p}/account/bills-archive", "fetch_funding_history", self.bills, signed=True)
 
     # ----------------------------------------------------------------- plumbing
     def ok(self, data: list[Any], **extra: Any) -> HttpReply:
@@ -179,6 +199,16 @@ class OkxAPI(VenueAPI):
         return None
 
     def engine_error(self, exc: EngineError, route: Route, req: HttpRequest) -> HttpReply:
+        if route.name in ("withdraw", "transfer"):
+            table = {
+                "insufficient_balance": ("58350", "Insufficient balance"),
+                "invalid_address": ("58207", "Withdrawal failed due to address error"),
+                "duplicate_withdrawal": ("58129", "Duplicate clientId"),
+                "duplicate_transfer": ("58129", "Duplicate clientId"),
+                "same_wallet": ("58123", "Parameter from cannot equal to parameter to"),
+            }
+            code, msg = table.get(exc.reason, ("51000", f"Parameter error: {exc.message}"))
+            return self.error(code, msg)
         if exc.reason == "order_not_found" and route.name == "fetch_order":
             return self.error("51603", "Order does not exist")
         code, msg = self._order_error(exc)
@@ -336,7 +366,8 @@ class OkxAPI(VenueAPI):
         m = self._inst(req.query.get("instId"))
         now = self.now_ms()
         nxt = (now // 28800000 + 1) * 28800000
-        return self.ok([{"instType": "SWAP", "instId": m.venue_id, "fundingRate": "0.0001",
+        rate = fmt(self.engine.funding_rate(m.symbol))
+        return self.ok([{"instType": "SWAP", "instId": m.venue_id, "fundingRate": rate,
                          "nextFundingRate": "", "fundingTime": str(nxt),
                          "nextFundingTime": str(nxt + 28800000),
                          "method": "current_period", "ts": str(now)}])
@@ -587,3 +618,192 @@ class OkxAPI(VenueAPI):
         limit = min(int(q.get("limit") or 100), 100)
         trades = sorted(trades, key=lambda t: t.seq, reverse=True)[:limit]
         return self.ok([self.fill_json(t) for t in trades])
+
+    # ----------------------------------------------------------------- wallet
+    CHAINS = {"USDT": "USDT-ERC20", "ETH": "ETH-ERC20"}  # OKX chain names on Ethereum
+    ACCOUNTS = {"6": "funding", "18": "unified"}
+
+    def mark_price(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        markets = [self._inst(q["instId"])] if q.get("instId") else self._markets("perp")
+        now = str(self.now_ms())
+        return self.ok([{"instType": INST_TYPE[m.kind], "instId": m.venue_id,
+                         "markPx": self._px(m, self.engine.mids.get(m.symbol, ZERO)), "ts": now}
+                        for m in markets])
+
+    def _ccy(self, value: Any) -> str:
+        ccy = str(value or "").upper()
+        if ccy not in self.CHAINS:
+            raise OkxError("58004", "Currency does not exist")
+        return ccy
+
+    def currencies(self, req: HttpRequest) -> HttpReply:
+        wanted = {c for c in req.query.get("ccy", "").split(",") if c}
+        out = []
+        for ccy, chain in self.CHAINS.items():
+            if wanted and ccy not in wanted:
+                continue
+            fee = fmt(self.engine.withdrawal_fee(ccy))
+            out.append({
+                "ccy": ccy, "chain": chain, "name": "Tether" if ccy == "USDT" else "Ethereum",
+                "canDep": True, "canWd": True, "canInternal": True, "depQuotaFixed": "",
+                "depEstOpenTime": "", "wdEstOpenTime": "", "minDep": "0.00000001",
+                "minDepArrivalConfirm": "1", "minWdUnlockConfirm": "1", "minWd": "0.000001",
+                "maxWd": "100000000", "wdTickSz": "6" if ccy == "USDT" else "8", "wdQuota": "10000000",
+                "usedWdQuota": "0", "minFee": fee, "maxFee": fee, "fee": fee, "minFeeForCtAddr": fee,
+                "maxFeeForCtAddr": fee, "burningFeeRate": "", "mainNet": ccy == "ETH", "needTag": False,
+                "ctAddr": "" if ccy == "ETH" else "0xdac17f958d2ee523a2206206994597c13d831ec7",
+                "logoLink": "",
+            })
+        return self.ok(out)
+
+    def deposit_address(self, req: HttpRequest) -> HttpReply:
+        ccy = self._ccy(req.query.get("ccy"))
+        chain = self.CHAINS[ccy]
+        return self.ok([{"chain": chain, "ctAddr": "", "ccy": ccy, "to": "6",
+                         "addr": self.engine.deposit_address(ccy, "ETH"), "verifiedName": "",
+                         "selected": True}])
+
+    def withdrawal(self, req: HttpRequest) -> HttpReply:
+        b = req.json if isinstance(req.json, dict) else {}
+        ccy = self._ccy(b.get("ccy"))
+        chain = b.get("chain") or self.CHAINS[ccy]
+        if chain != self.CHAINS[ccy]:
+            raise OkxError("58200", f"Withdrawal from funding to {chain} is unavailable for this currency")
+        if str(b.get("dest") or "") != "4":
+            raise OkxError("51000", "Parameter dest error")
+        amount = _dec(b.get("amt"), "amt")
+        if amount is None or amount <= 0:
+            raise OkxError("51000", "Parameter amt error")
+        fee = _dec(b.get("fee"), "fee")
+        min_fee = self.engine.withdrawal_fee(ccy)
+        if fee is None:
+            fee = min_fee
+        elif fee < min_fee:
+            raise OkxError("58211", "Withdrawal fee is lower than the lower limit")
+        w = self.engine.request_withdrawal(asset=ccy, amount=amount, address=str(b.get("toAddr") or ""),
+                                           network="ETH", client_id=str(b.get("clientId") or ""), fee=fee,
+                                           now_ms=self.now_ms())
+        return self.ok([{"amt": fmt(w.amount), "wdId": w.withdrawal_id, "ccy": w.asset,
+                         "clientId": w.client_id, "chain": chain}])
+
+    @staticmethod
+    def _wd_state(status: str) -> str:
+        return {"pending": "0", "processing": "1", "ok": "2", "failed": "-1", "canceled": "-2"}[status]
+
+    @staticmethod
+    def _window(q: dict[str, str], rows: list[Any], ts: Any) -> list[Any]:
+        # OKX's 'after' = earlier than, 'before' = later than (ms timestamps on the asset endpoints)
+        if q.get("after"):
+            rows = [r for r in rows if ts(r) < int(q["after"])]
+        if q.get("before"):
+            rows = [r for r in rows if ts(r) > int(q["before"])]
+        return rows
+
+    def withdrawal_history(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        e = self.engine
+        if e.auto_process_withdrawals:
+            e.process_withdrawals()
+        rows = e.withdrawals()
+        if q.get("ccy"):
+            rows = [w for w in rows if w.asset == q["ccy"].upper()]
+        if q.get("wdId"):
+            rows = [w for w in rows if w.withdrawal_id == q["wdId"]]
+        if q.get("clientId"):
+            rows = [w for w in rows if w.client_id == q["clientId"]]
+        if q.get("txId"):
+            rows = [w for w in rows if w.txid == q["txId"]]
+        if q.get("state"):
+            rows = [w for w in rows if self._wd_state(w.status) == q["state"]]
+        rows = self._window(q, rows, lambda w: w.created_ms)
+        limit = min(int(q.get("limit") or 100), 100)
+        rows = sorted(rows, key=lambda w: w.seq, reverse=True)[:limit]
+        return self.ok([{
+            "chain": self.CHAINS.get(w.asset, ""), "fee": fmt(w.fee), "feeCcy": w.asset, "ccy": w.asset,
+            "clientId": w.client_id, "amt": fmt(w.amount), "txId": w.txid, "from": "", "areaCodeFrom": "",
+            "to": w.address, "areaCodeTo": "", "state": self._wd_state(w.status), "ts": str(w.created_ms),
+            "nonTradableAsset": False, "wdId": w.withdrawal_id, "tag": w.tag,
+        } for w in rows])
+
+    def deposit_history(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        e = self.engine
+        e.scan_chain()
+        rows = e.deposits()
+        if q.get("ccy"):
+            rows = [d for d in rows if d.asset == q["ccy"].upper()]
+        if q.get("depId"):
+            rows = [d for d in rows if d.deposit_id == q["depId"]]
+        if q.get("txId"):
+            rows = [d for d in rows if d.txid == q["txId"]]
+        rows = self._window(q, rows, lambda d: d.created_ms)
+        limit = min(int(q.get("limit") or 100), 100)
+        rows = sorted(rows, key=lambda d: d.seq, reverse=True)[:limit]
+        state = {"pending": "0", "ok": "2", "failed": "-1"}
+        return self.ok([{
+            "actualDepBlkConfirm": "1" if d.status == "ok" else "0", "amt": fmt(d.amount), "areaCodeFrom": "",
+            "ccy": d.asset, "chain": self.CHAINS.get(d.asset, ""), "depId": d.deposit_id, "from": "",
+            "fromWdId": "", "state": state[d.status], "to": d.address, "ts": str(d.created_ms),
+            "txId": d.txid,
+        } for d in rows])
+
+    def transfer(self, req: HttpRequest) -> HttpReply:
+        b = req.json if isinstance(req.json, dict) else {}
+        if str(b.get("type") or "0") != "0":
+            raise OkxError("58127", "Main account API Key does not support current transfer 'type' "
+                                    "parameter. Please refer to the API documentation.")
+        src, dst = self.ACCOUNTS.get(str(b.get("from"))), self.ACCOUNTS.get(str(b.get("to")))
+        if src is None or dst is None:
+            raise OkxError("51000", "Parameter from error" if src is None else "Parameter to error")
+        ccy = str(b.get("ccy") or "").upper()
+        amount = _dec(b.get("amt"), "amt")
+        if amount is None or amount <= 0:
+            raise OkxError("58114", "Transfer amount must be more than 0")
+        client_id = str(b.get("clientId") or "")
+        t = self.engine.move_funds(src, dst, ccy, amount, self.now_ms(), transfer_id=client_id or None)
+        return self.ok([{"transId": str(t["tranId"]), "ccy": ccy, "clientId": client_id,
+                         "from": str(b.get("from")), "amt": fmt(amount), "to": str(b.get("to"))}])
+
+    def funding_balances(self, req: HttpRequest) -> HttpReply:
+        wanted = {c for c in req.query.get("ccy", "").split(",") if c}
+        e = self.engine
+        out = []
+        for (wallet, asset), total in sorted(e.balances.items()):
+            if wallet != "funding" or (wanted and asset not in wanted):
+                continue
+            avail = e.available(wallet, asset)
+            out.append({"availBal": fmt(avail), "bal": fmt(total), "ccy": asset,
+                        "frozenBal": fmt(total - avail)})
+        return self.ok(out)
+
+    def bills(self, req: HttpRequest) -> HttpReply:
+        q = req.query
+        if q.get("type") and q["type"] != "8":
+            return self.ok([])  # only funding-fee bills are emulated
+        if q.get("instType") and q["instType"] != "SWAP":
+            return self.ok([])
+        if q.get("ccy") and q["ccy"] != "USDT":
+            return self.ok([])
+        symbol = self._inst(q["instId"]).symbol if q.get("instId") else None
+        rows = self.engine.funding_history(symbol)
+        if q.get("begin"):
+            rows = [i for i in rows if i.ts >= int(q["begin"])]
+        if q.get("end"):
+            rows = [i for i in rows if i.ts <= int(q["end"])]
+        limit = min(int(q.get("limit") or 100), 100)
+        rows = sorted(rows, key=lambda i: i.seq, reverse=True)[:limit]
+        out = []
+        for i in rows:
+            m = self.engine.markets[i.symbol]
+            out.append({
+                "bal": fmt(i.balance_after), "balChg": fmt(i.amount), "billId": i.income_id, "ccy": i.asset,
+                "clOrdId": "", "execType": "", "fee": "0", "fillFwdPx": "", "fillIdxPx": "",
+                "fillMarkPx": "", "fillMarkVol": "", "fillPxUsd": "", "fillPxVol": "", "fillTime": str(i.ts),
+                "from": "", "instId": m.venue_id, "instType": "SWAP", "interest": "0", "mgnMode": "cross",
+                "notes": "", "ordId": "", "pnl": fmt(i.amount), "posBal": "0", "posBalChg": "0",
+                "px": self._px(m, i.mark), "subType": "174" if i.amount >= 0 else "173",
+                "sz": self._sz(m, abs(i.position) / m.contract_size), "tag": "", "to": "",
+                "tradeId": "", "ts": str(i.ts), "type": "8",
+            })
+        return self.ok(out)

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .chainlink import ChainLink
 from .engine import D, VenueEngine
 from .faults import Fault, FaultPlan
 from .signing import ApiCredentials
@@ -76,6 +77,9 @@ class Emulator:
             "bybit": bybit.BybitAPI(self),
             "okx": okx.OkxAPI(self),
         }
+        for engine in self.engines.values():
+            engine.now_ms_source = self.clock.now_ms
+        self.chain: ChainLink | None = None
         self._by_host: dict[str, VenueAPI] = {h: api for api in self.apis.values() for h in api.hosts}
         self.tls_port = 0
         self.http_port = 0
@@ -103,13 +107,14 @@ class Emulator:
         """Forget all orders, trades, positions and faults; optionally seed balances and mid prices."""
         self.faults.clear()
         self.clock.offset_ms = 0
+        self.detach_chain()
         for name, engine in self.engines.items():
             engine.reset()
             if not seed:
                 continue
             for m in engine.markets.values():
                 engine.mids[m.symbol] = D(DEFAULT_MIDS[m.base])
-            for wallet in sorted(set(engine.config.wallets.values())):
+            for wallet in engine.wallet_names:
                 perp_only = name == "binance" and wallet == "futures"
                 for asset, amount in DEFAULT_BALANCES.items():
                     if perp_only and asset != "USDT":
@@ -123,6 +128,28 @@ class Emulator:
             engine = self.engines[name]
             if symbol in engine.markets:
                 engine.set_mid(symbol, price, now)
+
+    # ----------------------------------------------------------------- chain link
+    def attach_chain(self, rpc_url: str, tokens: dict[str, str] | None = None,
+                     hot_wallet_key: str = "", confirmations: int = 1) -> ChainLink:
+        """Link all venues to a local chain: withdrawals are sent from ``hot_wallet_key``'s account,
+        on-chain transfers to a venue's deposit address become that venue's deposits."""
+        link = ChainLink(rpc_url, dict(tokens or {}), hot_wallet_key, confirmations, self.engines)
+        self.chain = link
+        for engine in self.engines.values():
+            with engine.lock:
+                engine.chain = link
+        return link
+
+    def detach_chain(self) -> None:
+        self.chain = None
+        for engine in self.engines.values():
+            with engine.lock:
+                engine.chain = None
+
+    def scan_chain(self) -> int:
+        """Read new blocks now and credit deposits (returns how many were found); 0 without a chain."""
+        return self.chain.scan() if self.chain is not None else 0
 
     def inject(self, venue: str, endpoint: str, kind: str, **kwargs: Any) -> Fault:
         """Arm a fault; see :meth:`FaultPlan.inject`."""
@@ -211,11 +238,12 @@ class Emulator:
         route = api.route(req.method, host, path)
         if route is None:
             return _to_response(api.not_found(req))
+        name = route.name_for(req)
         api.engine.log_request({
-            "name": route.name, "method": req.method, "host": host, "path": path,
+            "name": name, "method": req.method, "host": host, "path": path,
             "query": req.raw_query, "body": req.body, "headers": dict(req.headers),
         })
-        fault = self.faults.take(api.name, route.name, req.method, path)
+        fault = self.faults.take(api.name, name, req.method, path)
         if fault is not None and not fault.apply:
             if fault.kind == "error":
                 assert fault.error is not None

@@ -76,6 +76,14 @@ class Route:
     handler: Handler
     signed: bool
     kind: str | None = None  # 'spot' | 'perp' where the endpoint is specific to one market type
+    # a request-dependent logical name, for endpoints that serve two unified calls (e.g. Bybit's
+    # /v5/execution/list: fetch_my_trades, or fetch_funding_history with execType=Funding)
+    classify: Callable[[HttpRequest], str | None] | None = None
+
+    def name_for(self, req: HttpRequest) -> str:
+        if self.classify is not None:
+            return self.classify(req) or self.name
+        return self.name
 
 
 class VenueAPI:
@@ -95,8 +103,9 @@ class VenueAPI:
         raise NotImplementedError
 
     def add(self, method: str, host: str, path: str, name: str, handler: Handler, *,
-            signed: bool = False, kind: str | None = None) -> None:
-        self.routes[(method, host, path)] = Route(method, host, path, name, handler, signed, kind)
+            signed: bool = False, kind: str | None = None,
+            classify: Callable[[HttpRequest], str | None] | None = None) -> None:
+        self.routes[(method, host, path)] = Route(method, host, path, name, handler, signed, kind, classify)
 
     def route(self, method: str, host: str, path: str) -> Route | None:
         return self.routes.get((method, host, path))
