@@ -61,6 +61,7 @@ INTENTS: dict[tuple[State | None, str], State] = {
     (S.TX_PENDING, "TransactionReplaced"): S.TX_PENDING,
     (S.TX_CONFIRMED, "InstructionCompleted"): S.COMPLETED,
     (S.ACCEPTED, "TransferSent"): S.IN_TRANSIT,
+    (S.TX_CONFIRMED, "TransferSent"): S.IN_TRANSIT,  # a live transfer's chain leg, once confirmed
 }
 
 # Facts: event -> state after, for every state (a callable of the state before when it depends on it).
@@ -95,6 +96,7 @@ FACTS: dict[str, dict[State | None, State | object]] = {
     "TransactionReorged": _fact(S.TX_PENDING),
     "TransferFailed": _fact(S.TRANSFER_FAILED),
     "TransferReceived": _fact(S.COMPLETED),
+    "TransferObserved": _fact(_KEEP),
 }
 
 

@@ -232,6 +232,20 @@ class VenueLedger(Aggregate):
         asset: str
         amount: Decimal
 
+    class TransferObserved(Event):
+        """What a venue or the chain reports about a live transfer: the withdrawal id, the txid once
+        broadcast, the deposit that matched it, or a status change."""
+
+        TOPIC = "ledger:VenueLedger.TransferObserved"
+        observation_id: str
+        instruction_id: str
+        transfer_id: str
+        stage: str
+        external_id: str
+        txid: str
+        status: str
+        address: str
+
     class TransferFailed(Event):
         TOPIC = "ledger:VenueLedger.TransferFailed"
         instruction_id: str
@@ -587,6 +601,19 @@ class VenueLedger(Aggregate):
                    wallet=wallet, asset=asset, amount=amount)
         return True
 
+    def record_transfer_observed(
+        self, instruction_id: str, transfer_id: str, stage: str, external_id: str, txid: str,
+        status: str, address: str, ts: datetime, now: datetime | None = None,
+    ) -> bool:
+        """A venue's or the chain's report on a transfer, once per (transfer, stage, status, txid)."""
+        observation_id = f"{transfer_id}:{stage}:{status}:{txid}"
+        if f"transfer_observed:{observation_id}" in self.keys:
+            return False
+        self._emit(self.TransferObserved, ts, now, observation_id=observation_id,
+                   instruction_id=instruction_id, transfer_id=transfer_id, stage=stage,
+                   external_id=external_id, txid=txid, status=status, address=address)
+        return True
+
     def record_transfer_failed(
         self, instruction_id: str, transfer_id: str, reason: str, refunded: Decimal, ts: datetime,
         now: datetime | None = None,
@@ -758,6 +785,7 @@ _APPLY: dict[str, Any] = {
     "TransferSent": _lifecycle("TransferSent"),
     "TransferReceived": _keyed("received", "transfer_id"),
     "TransferFailed": _transfer_failed,
+    "TransferObserved": _keyed("transfer_observed", "observation_id"),
     "FundingSettled": _funding,
     "InterestAccrued": _keyed("interest", "accrual_id"),
     "RewardAccrued": _keyed("reward", "accrual_id"),

@@ -85,7 +85,8 @@ class BaseExecutionInterface(ABC):
         self, instruction: dict[str, Any], market_data: dict[str, Any]
     ) -> dict[str, Any]:
         """Execute a cross-venue transfer (the transfer backend does the work for every interface)."""
-        result: dict[str, Any] = self.transfers.transfer(self, instruction, normalise(market_data))
+        answer = self.transfers.transfer(self, instruction, normalise(market_data))
+        result: dict[str, Any] = await settle(answer)
         return result
 
     async def advance(self, ts: datetime, market: dict[str, Decimal]) -> None:  # noqa: B027 (optional hook)

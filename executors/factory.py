@@ -7,7 +7,7 @@ from typing import Any
 from executors.base import BaseExecutionInterface
 from executors.cex import CEXExecutionInterface
 from executors.onchain import OnChainExecutionInterface
-from executors.simulated.transfer import LiveTransfersUnavailable, SimulatedTransfers
+from executors.simulated.transfer import SimulatedTransfers
 from executors.transfer import TransferExecutionInterface
 
 INTERFACE_TYPES = ("cex", "onchain", "transfer")
@@ -36,7 +36,13 @@ class ExecutionInterfaceFactory:
             name: ExecutionInterfaceFactory.create_interface(name, execution_mode, config)
             for name in INTERFACE_TYPES
         }
-        shared = LiveTransfersUnavailable() if execution_mode == "live" else SimulatedTransfers()
+        shared: Any = SimulatedTransfers()
+        if execution_mode == "live":
+            from executors.live.transfer import LiveTransfers  # ccxt and web3 only when trading live
+
+            shared = LiveTransfers(config)
+            backends = [getattr(interfaces[k], "backend", None) for k in ("cex", "onchain")]
+            shared.bind(*backends)
         for interface in interfaces.values():
             interface.transfer_backend = shared
         return interfaces

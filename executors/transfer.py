@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from executors.base import BaseExecutionInterface
+from executors.base import BaseExecutionInterface, settle
 
 
 class TransferExecutionInterface(BaseExecutionInterface):
@@ -19,7 +19,13 @@ class TransferExecutionInterface(BaseExecutionInterface):
         return await self.execute_transfer(instruction, market_data)
 
     async def advance(self, ts: datetime, market: dict[str, Decimal]) -> None:
-        self.transfers.advance(self, ts)
+        await settle(self.transfers.advance(self, ts))
 
     def next_due(self) -> datetime | None:
         return self.transfers.next_due()  # type: ignore[no-any-return]
+
+    async def reconcile(self) -> dict[str, Any]:
+        """Live mode: resolve every transfer in flight (withdrawals by client id, arrivals by txid)."""
+        reconcile = getattr(self.transfers, "reconcile", None)
+        report: dict[str, Any] = await settle(reconcile(self)) if reconcile is not None else {}
+        return report

@@ -73,6 +73,10 @@ class EventRecorder:
     def venue_type(self, name: str) -> str | None:
         return self._venue_types.get(name)
 
+    def venues(self) -> list[str]:
+        """Every venue of the ledger, sorted."""
+        return sorted(self._venue_types)
+
     def venue(self, name: str) -> VenueLedger:
         agg = self._aggregates.get(name)
         if agg is None:

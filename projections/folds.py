@@ -289,6 +289,7 @@ EFFECTS: dict[str, tuple[tuple[str, int, str, str], ...]] = {
     "wrapped": (("balance", -1, "asset", "amount"), ("balance", 1, "receipt_asset", "amount")),
     "unwrapped": (("balance", -1, "receipt_asset", "amount"), ("balance", 1, "asset", "amount")),
     "sent": (("balance", -1, "asset", "amount"),),
+    "transfer_out": (),  # a live transfer's chain leg: `TransferSent` books it
     "received": (("balance", 1, "asset", "amount"),),
     "approved": (),
     # a liquidator repaid `amount` of our debt and took `receipt_amount` of our collateral
@@ -366,6 +367,8 @@ def _transfer_failed(state: LedgerState, venue: str, e: Any) -> None:
     state.dirty.add(("transit", e.transfer_id))
     if transit is not None and e.refunded:
         _add(state, transit.from_venue, transit.from_wallet, transit.asset, e.refunded)
+        if e.refunded > transit.amount:  # the venue gave the withdrawal fee back too
+            _pnl(state, "fees", transit.asset, e.refunded - transit.amount)
     _status(state, e.instruction_id, "TransferFailed")
 
 
@@ -403,5 +406,6 @@ HANDLERS: dict[str, Handler] = {
     "TransferSent": _sent,
     "TransferReceived": _received,
     "TransferFailed": _transfer_failed,
+    "TransferObserved": lambda state, venue, e: None,  # ids and txids for the audit trail only
     "MarketObserved": _market,
 }

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eth_utils.address import is_address, to_checksum_address
 
@@ -28,6 +28,7 @@ from aggregates.values import MONEY
 from executors import results
 from executors.instructions import ChainInstruction
 from executors.live import web3_parse as parse
+from executors.live.chain_accruals import AccrualPoller
 from executors.live.chain_client import ChainClient, ChainError, ChainSettings, RevertError
 from executors.live.nonces import KnownTx, LedgerMemory, NonceAllocator, final_purpose, remember
 from executors.market import usd_price
@@ -123,6 +124,17 @@ class Claim:
     op: ChainInstruction | None = None
 
 
+class TransferLegs(Protocol):
+    """The live transfer backend, as the chain sees it: which instructions are transfer legs, and what
+    to record (in the confirmation's commit) once one is confirmed."""
+
+    def is_leg(self, iface: BaseExecutionInterface, instruction_id: str) -> bool: ...
+
+    def confirmed(
+        self, iface: BaseExecutionInterface, agg: Any, instruction_id: str, tx_hash: str, ts: datetime
+    ) -> None: ...
+
+
 class LiveChain:
     """The live chain venue behind `OnChainExecutionInterface` (web3.py 8, `AsyncWeb3`)."""
 
@@ -141,6 +153,8 @@ class LiveChain:
         self.claims: list[Claim] = []
         self.plans: dict[str, tuple[str, str]] = {}  # instruction id -> (operation, token)
         self.completed: set[str] = set()
+        self.legs: TransferLegs | None = None  # the live transfers whose chain legs this sends
+        self.accruals = AccrualPoller(self, config)  # AAVE interest and staking value as they accrue
         self.ready = False
         self._ready_lock = asyncio.Lock()
         self._approvals = asyncio.Lock()
@@ -273,8 +287,18 @@ class LiveChain:
         async with self._approvals if approving else contextlib.nullcontext():
             return await self._execute(iface, op, market, raw)
 
+    async def send_leg(
+        self, iface: BaseExecutionInterface, op: ChainInstruction, market: dict[str, Decimal], raw: Any,
+        record: dict[str, str],
+    ) -> dict[str, Any]:
+        """The chain leg of a live transfer: `op` is the TRANSFER to the other venue's deposit address,
+        accepted with the transfer's `record`; once confirmed, `legs.confirmed` records `TransferSent`
+        in the same commit, and nothing completes the instruction here (the arrival does)."""
+        return await self._execute(iface, op, market, raw, record)
+
     async def _execute(
-        self, iface: BaseExecutionInterface, op: ChainInstruction, market: dict[str, Decimal], raw: Any
+        self, iface: BaseExecutionInterface, op: ChainInstruction, market: dict[str, Decimal], raw: Any,
+        record: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         wallet = iface.wallet(op.venue)
         try:
@@ -294,11 +318,11 @@ class LiveChain:
             return iface.reject(op.venue, op.instruction_id, e.code, str(e), raw, op)
         logger = iface.logger
         agg = logger.venue(op.venue)
-        agg.record_accepted(op.instruction_id, op.record(wallet), market, logger.now())
+        agg.record_accepted(op.instruction_id, record or op.record(wallet), market, logger.now())
         logger.commit(agg)
         self.plans[op.instruction_id] = (op.operation, op.token)
         run = Run(iface, op, market, steps, wallet, gas_plan=gas, fees=fees,
-                  completes=op.operation != "UNSTAKE")
+                  completes=op.operation != "UNSTAKE" and record is None)
         self.runs[op.instruction_id] = run
         await self._drive(run, self.settings.confirm_timeout_s)
         if run.result is not None:
@@ -315,8 +339,9 @@ class LiveChain:
         if self.recovering or self.watch or any(not r.done for r in self.runs.values()):
             return DUE_NOW
         if not self.claims:
-            return None
-        return datetime.fromtimestamp(min(c.claimable_at for c in self.claims), UTC)
+            return self.accruals.next_due(iface)
+        claim = datetime.fromtimestamp(min(c.claimable_at for c in self.claims), UTC)
+        return min(claim, self.accruals.next_due(iface) or claim)
 
     async def advance(self, iface: BaseExecutionInterface, ts: datetime, market: dict[str, Decimal]) -> None:
         """Move every tracked transaction on by one look at the chain; claim unstakes that are due."""
@@ -327,6 +352,7 @@ class LiveChain:
                 await self._drive(run, 0)
             await self._watch_reorgs(iface)
             await self._claim_due(iface, market)
+            await self.accruals.poll(iface)
         except ChainError:
             return  # the node is unreachable: nothing is recorded, the next advance looks again
         self.runs = {k: r for k, r in self.runs.items() if not r.done}
@@ -615,9 +641,15 @@ class LiveChain:
         if facts.status == 1:
             tx = await self.client.transaction(facts.tx_hash)
             sent.effects = parse.effects(receipt, self.ctx, tx)
+            leg = self.legs is not None and self.legs.is_leg(run.iface, sent.instruction_id)
+            if leg:
+                sent.effects = [{**e, "kind": "transfer_out"} if e.get("kind") == "sent" else e
+                                for e in sent.effects]
             agg.record_tx_confirmed(sent.instruction_id, facts.tx_hash, facts.block_number, facts.block_hash,
                                     facts.gas_used, facts.effective_gas_price, facts.gas_fee, sent.effects,
                                     ts, logger.now())
+            if leg and self.legs is not None:
+                self.legs.confirmed(run.iface, agg, sent.instruction_id, facts.tx_hash, ts)
             logger.commit(agg)
             sent.status = "confirmed"
             self.watch.append(sent)

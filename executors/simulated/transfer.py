@@ -98,20 +98,3 @@ class SimulatedTransfers:
                 {"status": "COMPLETED", "instruction_id": t.instruction_id, "transfer_id": p.transfer_id}
             )
 
-
-class LiveTransfersUnavailable(SimulatedTransfers):
-    """Live mode: cross-venue withdrawals and deposits are not wired to the venues yet, so a transfer is
-    refused (recorded, code `live_transfers_unavailable`) rather than recorded as if it had been sent."""
-
-    def _send(
-        self, iface: BaseExecutionInterface, t: TransferInstruction, market: dict[str, Decimal], raw: Any
-    ) -> dict[str, Any]:
-        return iface.reject(
-            t.venue,
-            t.instruction_id,
-            "live_transfers_unavailable",
-            "to_venue: live transfers between venues are not executed by this build; move "
-            "the funds at the venue and run `ledger reconcile`",
-            raw,
-            t,
-        )

@@ -61,6 +61,7 @@ _EFFECTS: dict[str, tuple[tuple[str, int, str, str, str], ...]] = {
         ("balance", 1, "asset", "amount", "conversions"),
     ),
     "sent": (("balance", -1, "asset", "amount", "external"),),
+    "transfer_out": (),
     "received": (("balance", 1, "asset", "amount", "external"),),
     "approved": (),
     "liquidated": (
@@ -83,6 +84,7 @@ class Books:
     supplied: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     borrowed: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     transit: dict[str, tuple[str, str, str, Decimal]] = field(default_factory=dict)
+    _sent_fees: dict[str, Decimal] = field(default_factory=dict)
     positions: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal]] = field(default_factory=dict)
     flows: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     pnl: dict[tuple[str, str], Decimal] = field(default_factory=dict)
@@ -247,9 +249,12 @@ class Books:
                 self._book("balance", venue, e.from_wallet, e.asset, -e.fee, "fees", where)
                 self._line("fees", e.asset, -e.fee)
             self.transit[e.transfer_id] = (venue, e.from_wallet, e.asset, e.amount)
+            self._sent_fees[e.transfer_id] = e.fee
             self._flow(e.asset, "transit", e.amount)
             return
         sent = self.transit.pop(e.transfer_id, None)
+        if sent is None and name == "TransferFailed" and not e.refunded:
+            return  # refused by the venue before anything left: nothing to give back
         if sent is None:
             self.problems.append(f"{where}: transfer {e.transfer_id} arrived or failed but was never sent")
             if name == "TransferReceived":
@@ -264,12 +269,16 @@ class Books:
                 )
             self._book("balance", venue, e.wallet, e.asset, e.amount, "transit", where)
         else:
-            if e.refunded != amount:
+            fee = self._sent_fees.get(e.transfer_id, ZERO)
+            if e.refunded not in (amount, amount + fee):
                 self.problems.append(
                     f"{where}: transfer {e.transfer_id} of {amount} {asset} failed and refunded {e.refunded}"
                 )
             if e.refunded:
-                self._book("balance", source, wallet, asset, e.refunded, "transit", where)
+                self._book("balance", source, wallet, asset, amount, "transit", where)
+            if e.refunded > amount:  # the withdrawal fee came back as well
+                self._book("balance", source, wallet, asset, e.refunded - amount, "fees", where)
+                self._line("fees", asset, e.refunded - amount)
 
 
 def independent_books(ledger: Ledger) -> Books:

@@ -33,7 +33,7 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
     and positions equal the projection's; (2) per asset, balances + supplied - borrowed + in transit
     equal deposits - withdrawals + adjustments + spot legs + perp realised + fees + funding + interest
     + gas + rewards + conversions + external + liquidations; (3) the P&L lines realised, fees,
-    funding, gas and interest equal their recorded flows; (4) every received or failed transfer was
+    funding, gas and interest equal their recorded flows; (4) every received or refunded transfer was
     sent, in the same asset and not for more; (5) no balance went below zero except through a perp fill
     or funding, and no AAVE book ever did. Returns the books; raises `InvariantError`."""
     ledger = _ledger(target)

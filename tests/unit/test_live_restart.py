@@ -29,7 +29,7 @@ def test_a_second_live_engine_sees_the_first_ones_balances_once(tmp_path: Path) 
 
 
 def test_a_live_transfer_is_refused_not_pretended(tmp_path: Path) -> None:
-    """Live mode records a transfer between venues as a rejection, never as funds sent."""
+    """A live withdrawal to a chain venue without a wallet is a recorded rejection, never funds sent."""
     import asyncio
 
     engine = EventDrivenStrategyEngine(
@@ -52,7 +52,8 @@ def test_a_live_transfer_is_refused_not_pretended(tmp_path: Path) -> None:
                 {},
             )
         )
-        assert result["status"] == "REJECTED" and result["code"] == "live_transfers_unavailable"
+        assert result["status"] == "REJECTED" and result["code"] == "not_configured"
+        assert "wallet_private_key" in result["reason"]
         assert engine.position_monitor.balance("ETH", "binance") == D(1)
     finally:
         engine.close(views=False)
