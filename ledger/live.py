@@ -20,13 +20,16 @@ from typing import Any
 
 from executors.live import LiveCEX
 from executors.live.ccxt_client import VENUES, ClientFactory, VenueClient
-from executors.live.ccxt_parse import dec
+from executors.live.cex_funding import funding_key, mark_key
+from executors.live.chain import LiveChain
+from executors.live.chain_client import ChainError
+from executors.live.transfer import LiveTransfers
 from ledger import config as cfg
 from ledger.engine import EventDrivenStrategyEngine
+from ledger.live_feed import LiveMarketFeed
 from ledger.strategies.base import Strategy, StrategyView
 
 MAX_ROUNDS = 8  # as in backtests: decide() is asked again after its instructions ran
-DEFAULT_SYMBOLS = ("ETH/USDT", "ETH/USDT:USDT")
 Status = Callable[[str], None]
 
 
@@ -85,13 +88,61 @@ def cex_venues(engine: EventDrivenStrategyEngine) -> list[str]:
 
 
 async def reconcile(engine: EventDrivenStrategyEngine, venues: Sequence[str] | None = None) -> dict[str, Any]:
-    """Reconcile the live venues; the report per venue (resolved, unresolved, fills, balances…)."""
+    """Reconcile the live venues; the report per venue (resolved, unresolved, fills, balances…).
+    Without `venues`: the CEX venues, the chain (transactions sent before a restart resolved, balances
+    observed) and the transfers in flight (withdrawals looked up, arrivals matched)."""
+    report: dict[str, Any] = {}
     backend = live_backend(engine)
-    if backend is None:
-        return {}
-    interface = engine.execution_interfaces["cex"]
-    report: dict[str, Any] = await backend.reconcile(interface, list(venues) if venues else None)
+    if backend is not None:
+        interface = engine.execution_interfaces["cex"]
+        report.update(await backend.reconcile(interface, list(venues) if venues else None))
+    if venues:
+        return report
+    chain = getattr(engine.execution_interfaces["onchain"], "backend", None)
+    if isinstance(chain, LiveChain):
+        report[engine.execution_interfaces["onchain"].chain_venue] = await _reconcile_chain(engine, chain)
+    transfers = engine.execution_interfaces["transfer"]
+    if isinstance(transfers.transfers, LiveTransfers):
+        found = await transfers.transfers.reconcile(transfers)
+        if found["open"] or found["issues"]:
+            report["transfers"] = _row(
+                "transfers", unresolved=found["unresolved"], error="; ".join(
+                    f"{v} {why}" for v, why in sorted(found["issues"].items())),
+                open_orders=len(found["open"]),
+            )
     return report
+
+
+def _row(venue: str, **values: Any) -> dict[str, Any]:
+    """A reconciliation report row in the CEX backend's shape."""
+    row: dict[str, Any] = {"venue": venue, "resolved": [], "unresolved": [], "fills_recorded": 0,
+                           "open_orders": 0, "foreign_open_orders": 0, "balances": [], "positions": [],
+                           "error": ""}
+    row.update(values)
+    return row
+
+
+async def _reconcile_chain(engine: EventDrivenStrategyEngine, chain: LiveChain) -> dict[str, Any]:
+    iface = engine.execution_interfaces["onchain"]
+    try:
+        found = await chain.reconcile(iface)
+    except ChainError as e:
+        return _row(iface.chain_venue, error=str(e), unresolved=["(chain unreachable)"])
+    wallet = iface.wallet(iface.chain_venue)
+    balances = [
+        {"wallet": wallet, "asset": asset, **values} for asset, values in sorted(found["balances"].items())
+    ]
+    return _row(iface.chain_venue, unresolved=list(found["unresolved"]), balances=balances)
+
+
+async def close_backends(engine: EventDrivenStrategyEngine) -> None:
+    """Close the live venue clients and the chain connection of `engine`."""
+    backend = live_backend(engine)
+    if backend is not None:
+        await backend.close()
+    chain = getattr(engine.execution_interfaces["onchain"], "backend", None)
+    if isinstance(chain, LiveChain):
+        await chain.close()
 
 
 async def run_reconcile(
@@ -102,58 +153,15 @@ async def run_reconcile(
 ) -> dict[str, Any]:
     """`ledger reconcile`: one reconciliation of every configured venue, then the session ends."""
     engine = open_engine(live_config(config, mainnet=mainnet), client_factory)
-    backend = live_backend(engine)
     try:
         report = await reconcile(engine)
     finally:
         engine.close("reconciled", views=False)
-        if backend is not None:
-            await backend.close()
+        await close_backends(engine)
     return report
 
 
-# ---- market data from the venues ---------------------------------------------------------------------
-
-
-class TickerFeed:
-    """Snapshots of last prices from the venues' tickers, in the engine's market-data keys."""
-
-    def __init__(
-        self, config: Mapping[str, Any], venues: Sequence[str], client: Callable[[str], Any]
-    ) -> None:
-        live = config.get("live") or {}
-        self.venues = list(venues)
-        self.symbols = tuple(str(s) for s in live.get("symbols") or DEFAULT_SYMBOLS)
-        self.client = client
-        self.errors: dict[str, str] = {}
-
-    async def snapshot(self) -> dict[str, Decimal]:
-        market: dict[str, Decimal] = {}
-        for venue in self.venues:
-            try:
-                client = await self.client(venue)
-                for symbol in self.symbols:
-                    if client.market(symbol) is None:
-                        continue
-                    ticker = await client.call("fetch_ticker", symbol)
-                    price = dec(ticker.get("last")) or _mid(ticker)
-                    if not price:
-                        continue
-                    base = symbol.split("/")[0].lower()
-                    kind = "perp" if ":" in symbol else "spot"
-                    market[f"{venue}_{base}_{kind}_price"] = price
-                    if base == "eth":
-                        market[f"{venue}_{kind}_price"] = price
-                    market.setdefault(f"{base}_usd_price", price)
-                self.errors.pop(venue, None)
-            except Exception as e:  # one venue's outage must not stop the others' data
-                self.errors[venue] = type(e).__name__
-        return market
-
-
-def _mid(ticker: Mapping[str, Any]) -> Decimal | None:
-    bid, ask = dec(ticker.get("bid")), dec(ticker.get("ask"))
-    return (bid + ask) / 2 if bid and ask else None
+# ---- market data from the venues (the feed is in ledger.live_feed) ----------------------------------
 
 
 class PublicClients:
@@ -210,6 +218,20 @@ def status_line(engine: EventDrivenStrategyEngine, run: LiveRun, feed_errors: Ma
         f"net ETH {exposure:+.4f}",
         f"equity {mon.equity():,.2f} USD",
     ]
+    venues = cex_venues(engine)
+    marks = [f"{v} {m:.2f}" for v in venues if (m := market.get(mark_key(v, "ETH"))) is not None]
+    if marks:
+        parts.append("marks " + " ".join(marks))
+    held = [
+        _perp_status(v, row, market)
+        for v in venues
+        for row in mon.positions(v)
+        if row["market_type"] == "perp"
+    ]
+    if held:
+        parts.append("perps " + ", ".join(held))
+    funding = mon.pnl().get("funding", Decimal(0))
+    parts.append(f"funding {'received' if funding >= 0 else 'paid'} {abs(funding):,.2f} USD")
     if backend is not None:
         interface = engine.execution_interfaces["cex"]
         pending = sum(len(backend.unresolved(interface, v)) for v in cex_venues(engine))
@@ -220,6 +242,17 @@ def status_line(engine: EventDrivenStrategyEngine, run: LiveRun, feed_errors: Ma
     if problems:
         parts.append("issues: " + ", ".join(f"{v} {why[:40]}" for v, why in sorted(problems.items())))
     return " | ".join(parts)
+
+
+def _perp_status(venue: str, row: Mapping[str, Any], market: Mapping[str, Decimal]) -> str:
+    """`bybit ETH -1.0000 fr +0.0100%` (the mark too when the base is not ETH, whose marks lead)."""
+    base = str(row["symbol"]).split("/")[0]
+    text = f"{venue} {base} {Decimal(row['amount']):+.4f}"
+    mark = market.get(mark_key(venue, base))
+    if base.upper() != "ETH" and mark is not None:
+        text += f" mark {mark:.2f}"
+    rate = market.get(funding_key(venue, base))
+    return text + (f" fr {rate:+.4%}" if rate is not None else " fr ?")
 
 
 async def run_live(
@@ -240,21 +273,23 @@ async def run_live(
     run = LiveRun()
     public = None
     if backend is not None:
-        feed = TickerFeed(engine.config, cex_venues(engine), backend.client)
+        feed = LiveMarketFeed(engine.config, cex_venues(engine), backend.client)
     else:
         public = PublicClients(engine.config, client_factory)
-        feed = TickerFeed(engine.config, cex_venues(engine), public)
+        feed = LiveMarketFeed(engine.config, cex_venues(engine), public)
     view = StrategyView(engine)
     reason = "stopped"
     restore = _install_stop(stop)
     try:
-        if backend is not None:
+        if engine.execution_mode == "live":
             run.reconciliation = await reconcile(engine)
         while not stop.is_set() and (max_steps is None or run.steps < max_steps):
             started = time.monotonic()
             market = await feed.snapshot()
             now = engine.event_logger.now()
             await engine.advance_to(now, market or None)
+            if backend is not None:  # funding is polled whether or not orders rest (its own interval)
+                await backend.funding.poll(engine.execution_interfaces["cex"], engine.market)
             for _ in range(MAX_ROUNDS):
                 if stop.is_set() or not engine.market:
                     break
@@ -278,8 +313,7 @@ async def run_live(
         try:
             engine.close(reason, views=False)
         finally:
-            if backend is not None:
-                await backend.close()
+            await close_backends(engine)
             if public is not None:
                 await public.close()
     return run, engine

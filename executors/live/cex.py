@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from executors.costs import ConfigError
 from executors.instructions import OrderInstruction
 from executors.live import ccxt_parse as parse
 from executors.live.ccxt_client import VENUES, ClientFactory, VenueClient
+from executors.live.cex_funding import FundingPoller
 from executors.market import reference_price, usd_price
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class Settings:
     adopt_balances: bool = False
     symbols: tuple[str, ...] = ()
     trades_limit: int = 200
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -99,9 +102,95 @@ class Settings:
                 adopt_balances=bool(live.get("adopt_balances", False)),
                 symbols=tuple(str(s) for s in live.get("symbols") or ()),
                 trades_limit=int(live.get("trades_limit", cls.trades_limit)),
+                breaker_failures=max(1, int(live.get("breaker_failures", cls.breaker_failures))),
+                breaker_cooldown_s=float(live.get("breaker_cooldown_s", cls.breaker_cooldown_s)),
             )
         except (TypeError, ValueError) as e:
             raise ConfigError("live", f"bad value: {e}") from None
+
+
+@dataclass
+class CircuitBreaker:
+    """One venue's breaker: `failures` consecutive outage errors (ExchangeNotAvailable, OnMaintenance
+    included) open it for `cooldown_s`, during which new orders are refused unsent; then one order
+    may try (half-open). Any answer from the venue closes it; an outage in half-open opens it again."""
+
+    venue: str
+    failures: int
+    cooldown_s: float
+    errors: dict[str, str] = field(repr=False)  # the backend's status-line problems, per venue
+    state: str = "closed"  # closed | open | half_open
+    consecutive: int = 0
+    until: float = 0.0  # time.monotonic() at which the cooldown ends
+    until_utc: datetime = DUE_NOW
+    last: str = ""
+
+    def allow(self) -> bool:
+        """May a new order go out now? After the cooldown the first caller becomes the probe."""
+        if self.state == "open" and time.monotonic() >= self.until:
+            self.state = "half_open"
+            return True
+        return self.state == "closed"
+
+    def release(self) -> None:
+        """A probe that ended without reaching the venue lets the next order probe instead."""
+        if self.state == "half_open":
+            self.state, self.until = "open", time.monotonic()
+
+    def observe(self, error: BaseException | None, why: str = "") -> None:
+        """Count an outage; any answer from the venue (a result or a venue error) closes the breaker.
+        Other transport errors (a timeout) say nothing about the venue's state and change nothing."""
+        if isinstance(error, ccxt.ExchangeNotAvailable):
+            self.consecutive += 1
+            self.last = why
+            if self.state == "half_open" or (self.state == "closed" and self.consecutive >= self.failures):
+                self.state = "open"
+                self.until = time.monotonic() + self.cooldown_s
+                self.until_utc = datetime.now(UTC) + timedelta(seconds=self.cooldown_s)
+                self.errors[self.venue] = self.describe()
+                log.warning("%s: %s", self.venue, self.errors[self.venue])
+        elif error is None or isinstance(
+            error, ccxt.ExchangeError | ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce
+        ):
+            if self.state != "closed":
+                log.info("%s: circuit breaker closed (the venue answers again)", self.venue)
+                if self.errors.get(self.venue, "").startswith("circuit breaker"):
+                    self.errors.pop(self.venue, None)
+            self.state, self.consecutive = "closed", 0
+
+    def describe(self) -> str:
+        return (
+            f"circuit breaker open until {self.until_utc.isoformat(timespec='seconds')} after "
+            f"{self.consecutive} consecutive outage errors (last: {self.last})"
+        )
+
+
+class WatchedClient(VenueClient):
+    """A venue client whose every request outcome is reported to the venue's circuit breaker."""
+
+    def __init__(
+        self, breaker: CircuitBreaker, venue: str, config: Mapping[str, Any], factory: ClientFactory | None
+    ) -> None:
+        super().__init__(venue, config, factory)
+        self.breaker = breaker
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            answer = await super().call(method, *args, **kwargs)
+        except Exception as e:
+            self.breaker.observe(e, parse.reason(e, self.secrets))
+            raise
+        self.breaker.observe(None)
+        return answer
+
+    async def submit(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            answer = await super().submit(method, *args, **kwargs)
+        except Exception as e:
+            self.breaker.observe(e, parse.reason(e, self.secrets))
+            raise
+        self.breaker.observe(None)
+        return answer
 
 
 class LiveCEX:
@@ -117,7 +206,9 @@ class LiveCEX:
         self.inflight: set[str] = set()
         self.recovered: set[str] = set()
         self.errors: dict[str, str] = {}  # venue -> last problem, for status lines
+        self.breakers: dict[str, CircuitBreaker] = {}
         self._last_poll = float("-inf")
+        self.funding = FundingPoller(self)  # funding payments as the venues settle them
 
     # ---- clients ---------------------------------------------------------------------------------
 
@@ -126,7 +217,7 @@ class LiveCEX:
         client = self.clients.get(venue)
         if client is None:
             try:
-                client = VenueClient(venue, self.config, self.client_factory)
+                client = WatchedClient(self.breaker(venue), venue, self.config, self.client_factory)
             except ConfigError as e:
                 raise VenueUnavailable(venue, "bad_config", str(e)) from None
             if client.creds.missing:
@@ -147,6 +238,15 @@ class LiveCEX:
             except ccxt.BaseError as e:
                 raise VenueUnavailable(venue, "venue_unavailable", parse.reason(e, client.secrets)) from None
         return client
+
+    def breaker(self, venue: str) -> CircuitBreaker:
+        found = self.breakers.get(venue)
+        if found is None:
+            s = self.settings
+            found = self.breakers[venue] = CircuitBreaker(
+                venue, s.breaker_failures, s.breaker_cooldown_s, self.errors
+            )
+        return found
 
     async def close(self) -> None:
         clients, self.clients = self.clients, {}
@@ -220,7 +320,25 @@ class LiveCEX:
         self, iface: BaseExecutionInterface, order: OrderInstruction, market: dict[str, Decimal], raw: Any
     ) -> dict[str, Any]:
         with localcontext(MONEY):
-            return await self._place(iface, order, dict(market), raw)
+            breaker = self.breaker(order.venue)
+            if not breaker.allow():  # the venue is out: refuse before anything is written or sent
+                venue, pending = order.venue, self.unresolved(iface, order.venue)
+                self.errors[venue] = breaker.describe()
+                code, reason = (
+                    ("unresolved", self._unresolved_reason(venue, pending))
+                    if pending  # the more useful message: what it takes to trade again
+                    else (
+                        "venue_unavailable",
+                        f"venue: {venue} is unavailable, nothing was sent ({breaker.describe()})",
+                    )
+                )
+                return iface.reject(venue, order.instruction_id, code, reason, raw, order)
+            try:
+                return await self._place(iface, order, dict(market), raw)
+            finally:
+                breaker.release()
+                if breaker.state == "open":  # the status line names the breaker, not its last cause
+                    self.errors[order.venue] = breaker.describe()
 
     async def _place(
         self, iface: BaseExecutionInterface, order: OrderInstruction, market: dict[str, Decimal], raw: Any
@@ -233,12 +351,7 @@ class LiveCEX:
             return iface.reject(venue, iid, e.code, e.reason, raw, order)
         pending = self.unresolved(iface, venue)
         if pending:
-            reason = (
-                f"venue: {venue} has {len(pending)} instruction(s) with an unknown outcome "
-                f"({', '.join(p[:8] for p in pending[:3])}); it trades again once `ledger reconcile` "
-                "resolves them"
-            )
-            return iface.reject(venue, iid, "unresolved", reason, raw, order)
+            return iface.reject(venue, iid, "unresolved", self._unresolved_reason(venue, pending), raw, order)
         spec = client.market(inst.symbol)
         if spec is None or not spec.get("active", True):
             state = "is not listed" if spec is None else "is not active"
@@ -296,6 +409,13 @@ class LiveCEX:
         iface.notify(result)
         return result
 
+    def _unresolved_reason(self, venue: str, pending: list[str]) -> str:
+        return (
+            f"venue: {venue} has {len(pending)} instruction(s) with an unknown outcome "
+            f"({', '.join(p[:8] for p in pending[:3])}); it trades again once `ledger reconcile` "
+            "resolves them"
+        )
+
     async def _ticker(self, client: VenueClient, symbol: str) -> Decimal | None:
         try:
             ticker = await client.call("fetch_ticker", symbol)
@@ -333,7 +453,8 @@ class LiveCEX:
             except Exception as e:  # every outcome of the request is classified, none is lost
                 verdict = parse.classify(e)
                 why = parse.reason(e, client.secrets)
-                if verdict.category == "retry" and attempt < self.settings.submit_retries:
+                retry = verdict.category == "retry" and attempt < self.settings.submit_retries
+                if retry and self.breaker(venue).state == "closed":
                     log.info(
                         "%s: order %s rejected before execution (%s); retrying", venue, t.client_order_id, why
                     )
@@ -587,12 +708,16 @@ class LiveCEX:
     # ---- time-driven: resting orders ---------------------------------------------------------------
 
     def next_due(self, iface: BaseExecutionInterface) -> datetime | None:
-        """Due at every step while orders rest (the polling interval is applied in `advance`)."""
-        return DUE_NOW if self.resting - self.inflight else None
+        """Due at every step while orders rest (the polling interval is applied in `advance`), else
+        when the funding poller is."""
+        if self.resting - self.inflight:
+            return DUE_NOW
+        return self.funding.next_due(iface)
 
     async def advance(self, iface: BaseExecutionInterface, ts: datetime, market: dict[str, Decimal]) -> None:
         """Poll resting orders (at most every `poll_interval_s`) and record their fills and cancels."""
         if time.monotonic() - self._last_poll < self.settings.poll_interval_s:
+            await self.funding.poll(iface, market)  # it keeps its own interval
             return
         self._last_poll = time.monotonic()
         with localcontext(MONEY):
@@ -616,6 +741,7 @@ class LiveCEX:
                             "symbol": t.symbol,
                         }
                     )
+        await self.funding.poll(iface, market)
 
     # ---- cancelling --------------------------------------------------------------------------------
 
@@ -885,4 +1011,4 @@ def _ledger_assets(monitor: Any, venue: str) -> dict[str, dict[str, Decimal]]:
     return out
 
 
-__all__ = ["LiveCEX", "Settings", "Tracked", "VenueUnavailable"]
+__all__ = ["CircuitBreaker", "LiveCEX", "Settings", "Tracked", "VenueUnavailable", "WatchedClient"]

@@ -115,10 +115,19 @@ async def start(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Start]:
         return engine
 
     yield _start
+    await close_all(engines)
+
+
+async def close_all(engines: list[Engine]) -> None:
+    """Close each engine's venue clients and the engine (a test's teardown)."""
     for engine in engines:
         backend = live_backend(engine)
         if backend is not None:
             await backend.close()
+        chain = getattr(engine.execution_interfaces["onchain"], "backend", None)
+        close = getattr(chain, "close", None)
+        if close is not None:
+            await close()
         if not engine.closed:
             engine.close(views=False)
 

@@ -122,15 +122,15 @@ def _events(engine: EventDrivenStrategyEngine, *names: str) -> list[Any]:
 
 
 async def _restart(config: dict[str, Any], label: str) -> EventDrivenStrategyEngine:
-    """A fresh engine on the same ledger file, in this process: the chain backend's reconciliation
-    (start-up recovery, then `BalanceObserved` per asset) resolves what was sent, and an advance runs
-    the accrual poller. (The engine's `advance_to` alone does not start a backend that has not been
-    used yet, and `ledger.live.reconcile` covers the CEX venues only.)"""
+    """A fresh engine on the same ledger file, in this process: the live start-up reconciliation
+    (`ledger.live.reconcile`: the chain backend's recovery, then `BalanceObserved` per asset) resolves
+    what was sent, and an advance runs the accrual poller."""
+    from ledger.live import reconcile
+
     engine = EventDrivenStrategyEngine({**config, "session": {"key": f"{label}-2"}})
-    iface = engine.execution_interfaces["onchain"]
-    report = await iface.backend.reconcile(iface)
-    assert report["unresolved"] == [], report
-    assert all(row["difference"] == 0 for row in report["balances"].values()), report
+    report = (await reconcile(engine))[engine.execution_interfaces["onchain"].chain_venue]
+    assert report["unresolved"] == [] and report["error"] == "", report
+    assert all(row["difference"] == 0 for row in report["balances"]), report
     await engine.advance_to(datetime.now(UTC), {"eth_usd_price": "3000"})
     return engine
 
