@@ -19,6 +19,7 @@ from eth_account import Account
 from aggregates.transitions import State
 from ledger.engine import EventDrivenStrategyEngine
 from ledger.live import live_backend, live_config, open_engine, reconcile
+from ledger.strategies.blocks import transfer
 from ledger.testing.checkers import check_conservation, check_lifecycle, check_no_floats, check_rebuild_equals
 from tests.chain import abi
 from tests.chain.anvil import CHAIN_ID
@@ -43,17 +44,6 @@ EMU_WALLET = {
     "trading": "unified",
 }
 Engine = EventDrivenStrategyEngine
-
-
-def transfer(src: str, dst: str, asset: str, amount: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "venue_type": "transfer",
-        "from_venue": src,
-        "to_venue": dst,
-        "asset": asset,
-        "amount": amount,
-        **extra,
-    }
 
 
 def names(engine: Engine, iid: str) -> list[str]:
