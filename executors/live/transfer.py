@@ -39,7 +39,8 @@ from executors.costs import ConfigError
 from executors.instructions import ChainInstruction, Invalid, TransferInstruction
 from executors.live import ccxt_parse as parse
 from executors.live.cex import LiveCEX, VenueUnavailable
-from executors.live.chain import LiveChain
+from executors.live.cex_funding import to_ms
+from executors.live.chain import LiveChain, Refusal
 from executors.live.transfer_match import arrival_on_chain, deposit_matching, withdrawal_of
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class LiveTransfers:
                 open_here = [m.t.instruction_id for m in self.moving.values()
                              if m.t.venue == t.venue and m.stage == "requested" and m.route != "deposit"]
                 if open_here:
-                    raise Refused("unresolved_transfers", f"from_venue: transfers from {t.venue} whose "
+                    raise Refusal("unresolved_transfers", f"from_venue: transfers from {t.venue} whose "
                                   f"outcome is not known yet ({', '.join(open_here)}); run `ledger "
                                   "reconcile` or wait for the next poll")
                 if t.venue == chain_venue:
@@ -187,7 +188,7 @@ class LiveTransfers:
                 return await self._withdraw(iface, t, market, instruction)
         except Invalid as e:
             return iface.invalid(venue, iid, e, instruction)
-        except Refused as r:
+        except Refusal as r:
             return iface.reject(t.venue, iid, r.code, r.reason, instruction, t)
 
     def next_due(self) -> datetime | None:
@@ -222,15 +223,15 @@ class LiveTransfers:
         have = iface.monitor.balance(t.asset, t.venue, wallet)
         problem = risk.balance(have, t.amount + fee, t.asset, f"{t.venue}/{wallet} (withdrawal fee {fee})")
         if problem is not None:
-            raise Refused(*problem)
+            raise Refusal(*problem)
 
     async def _client(self, venue: str) -> VenueClient:
         if self.cex is None:
-            raise Refused("not_configured", f"to_venue: {venue} is not a live CEX venue of this engine")
+            raise Refusal("not_configured", f"to_venue: {venue} is not a live CEX venue of this engine")
         try:
             return await self.cex.client(venue)
         except VenueUnavailable as e:
-            raise Refused(e.code, e.reason) from None
+            raise Refusal(e.code, e.reason) from None
 
     def _network(self, venue: str, asset: str) -> str:
         network = self.settings.networks.get(venue, {}).get(asset)
@@ -254,11 +255,11 @@ class LiveTransfers:
             await self._currencies(client)
             answer = await client.call("fetch_deposit_address", asset, {"network": network})
         except ccxt.BaseError as e:
-            raise Refused("no_deposit_address", f"to_venue: {venue} gave no {asset} deposit address: "
+            raise Refusal("no_deposit_address", f"to_venue: {venue} gave no {asset} deposit address: "
                           f"{parse.reason(e, client.secrets)}") from None
         address = str(answer.get("address") or "")
         if not is_address(address):
-            raise Refused("no_deposit_address", f"to_venue: {venue}'s {asset} deposit address "
+            raise Refusal("no_deposit_address", f"to_venue: {venue}'s {asset} deposit address "
                           f"{address!r} is not an Ethereum address")
         return to_checksum_address(address)
 
@@ -275,13 +276,13 @@ class LiveTransfers:
     ) -> dict[str, Any]:
         chain_venue = iface.chain_venue
         if t.to_venue == chain_venue and not isinstance(self.chain, LiveChain):
-            raise Refused("not_configured", "to_venue: the chain venue has no live wallet configured "
+            raise Refusal("not_configured", "to_venue: the chain venue has no live wallet configured "
                           "(wallet_private_key), so an arrival could not be matched")
         client = await self._client(t.venue)
         try:
             await self._currencies(client)
         except ccxt.BaseError as e:
-            raise Refused("venue_unavailable", f"from_venue: {t.venue}'s currency list could not be "
+            raise Refusal("venue_unavailable", f"from_venue: {t.venue}'s currency list could not be "
                           f"loaded: {parse.reason(e, client.secrets)}") from None
         if isinstance(self.chain, LiveChain) and t.to_venue == chain_venue:
             address = self.chain.address
@@ -293,7 +294,7 @@ class LiveTransfers:
         self._check_funds(iface, t, from_wallet, fee)
         m = Moving(t, transfer_id(t.instruction_id), from_wallet, to_wallet, "withdrawal",
                    client_id=client_order_id(t.instruction_id), address=address, fee=fee,
-                   since_ms=_ms(iface.logger.now()) - 60_000)
+                   since_ms=to_ms(iface.logger.now()) - 60_000)
         self.moving[t.instruction_id] = m
         self._accept(iface, m, market)  # write-ahead: durable before the request leaves
         params = {"network": self._network(t.venue, t.asset), WITHDRAW_CLIENT_ID[t.venue]: m.client_id}
@@ -370,14 +371,14 @@ class LiveTransfers:
         self, iface: BaseExecutionInterface, t: TransferInstruction, market: dict[str, Decimal], raw: Any
     ) -> dict[str, Any]:
         if not isinstance(self.chain, LiveChain):
-            raise Refused("not_configured", "from_venue: live on-chain execution needs a wallet key "
+            raise Refusal("not_configured", "from_venue: live on-chain execution needs a wallet key "
                           "(config or WALLET_PRIVATE_KEY)")
         address = await self._deposit_address(t.to_venue, t.asset)
         from_wallet = iface.wallet(t.venue)
         to_wallet = t.to_wallet or FUNDING_WALLETS.get(t.to_venue, iface.wallet(t.to_venue))
         self._check_funds(iface, t, from_wallet, ZERO)
         m = Moving(t, transfer_id(t.instruction_id), from_wallet, to_wallet, "deposit", address=address,
-                   since_ms=_ms(iface.logger.now()) - 60_000)
+                   since_ms=to_ms(iface.logger.now()) - 60_000)
         self.moving[t.instruction_id] = m
         op = ChainInstruction(t.instruction_id, t.venue, "TRANSFER", t.asset, "", t.amount, address)
         record = {**t.record(from_wallet, to_wallet), "route": "deposit", "address": address,
@@ -456,7 +457,7 @@ class LiveTransfers:
                     await self._follow(iface, m)
                 elif m.stage == "in_transit":
                     await self._arrival(iface, m)
-            except (ccxt.BaseError, Refused) as e:
+            except (ccxt.BaseError, Refusal) as e:
                 self.errors[m.t.venue] = parse.reason(e) if isinstance(e, ccxt.BaseError) else e.reason
             except Exception as e:  # the chain node (ChainError) or anything else: look again next poll
                 self.errors[m.t.to_venue] = f"{type(e).__name__}: {e}"[:200]
@@ -548,17 +549,6 @@ class LiveTransfers:
             self.moving.setdefault(m.t.instruction_id, m)
 
 
-class Refused(Exception):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def _ms(ts: datetime) -> int:
-    return int(ts.timestamp() * 1000)
-
-
 def _arrival_wallet(iface: BaseExecutionInterface, venue: str) -> str:
     if venue == iface.chain_venue:
         return iface.wallet(venue)
@@ -597,7 +587,7 @@ def recover_transfers(iface: BaseExecutionInterface, events: Any) -> list[Moving
                                 ins.get("wallet", ""), ins.get("to_wallet", ""))
         m = Moving(t, tid, ins.get("wallet", ""), ins.get("to_wallet", ""), ins["route"],
                    client_id=ins.get("client_id", ""), address=ins.get("address", ""),
-                   since_ms=_ms(ts) - 60_000)
+                   since_ms=to_ms(ts) - 60_000)
         if iid in sent:
             m.fee = sent[iid]
             m.stage = "withdrawing" if m.route == "withdrawal" else "in_transit"

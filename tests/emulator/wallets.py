@@ -135,9 +135,6 @@ class WalletOps:
     def _wallet_credit(self, wallet: str, asset: str, amount: Decimal) -> None:
         self.balances[(wallet, asset)] = self.balances.get((wallet, asset), ZERO) + amount
 
-    def available(self, wallet: str, asset: str) -> Decimal:  # provided by VenueEngine
-        raise NotImplementedError
-
     # ----------------------------------------------------------------- deposit addresses
     def set_deposit_address(self, asset: str, network: str, address: str) -> None:
         if not ADDRESS_RE.match(address):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from aggregates.ids import transfer_id
 from aggregates.transitions import State
 from ledger.engine import EventDrivenStrategyEngine
 from ledger.live import live_backend, live_config, open_engine, reconcile
@@ -50,16 +51,12 @@ def names(engine: Engine, iid: str) -> list[str]:
     out = []
     for _n, e in engine.ledger.iter_events():
         if getattr(e, "instruction_id", None) == iid or (
-            type(e).__name__ == "TransferReceived" and e.transfer_id == _tid(engine, iid)
+            type(e).__name__ == "TransferReceived" and e.transfer_id == transfer_id(iid)
         ):
             out.append(type(e).__name__)
     return out
 
 
-def _tid(engine: Engine, iid: str) -> str:
-    from aggregates.ids import transfer_id
-
-    return transfer_id(iid)
 
 
 def events(engine: Engine, name: str) -> list[Any]:
