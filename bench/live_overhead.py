@@ -106,9 +106,9 @@ async def ours(emulator: Emulator, url: str, synchronous: str, n: int) -> tuple[
     commits: list[float] = []
     original = recorder.commit
 
-    def timed(*aggregates: Any) -> None:
+    def timed(*aggregates: Any, **kw: Any) -> None:
         t = time.perf_counter()
-        original(*aggregates)
+        original(*aggregates, **kw)
         commits.append(time.perf_counter() - t)
 
     recorder.commit = timed  # type: ignore[method-assign]

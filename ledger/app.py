@@ -109,23 +109,24 @@ class Ledger(Application[UUID]):
         processing.collect_events(*objs, **kwargs)
         return self._save(processing)
 
-    def save_events(self, events: Sequence[Any], owners: Sequence[Any]) -> list[Any]:
+    def save_events(self, events: Sequence[Any], owners: Sequence[Any], *, durable: bool = True) -> list[Any]:
         """Save already collected events in the given order (the recorder's batches), in one transaction;
-        `owners` are the events' aggregates, for snapshots."""
+        `owners` are the events' aggregates, for snapshots. `durable=False` does not wait for the
+        disk (see FastSQLiteApplicationRecorder.insert_events and ledger.store_pg)."""
         processing = ProcessingEvent[UUID]()
         processing.events = list(events)
         for aggregate in owners:
             processing.aggregates[aggregate.id] = aggregate
-        return self._save(processing)
+        return self._save(processing, durable=durable)
 
-    def _save(self, processing: ProcessingEvent[UUID]) -> list[Any]:
+    def _save(self, processing: ProcessingEvent[UUID], *, durable: bool = True) -> list[Any]:
         events = processing.events
         if not events:
             return []
         with self._lock:
             stored, pending = self._chain(events)
             try:
-                ids = self.recorder.insert_events(stored, tracking=processing.tracking)
+                ids = self.recorder.insert_events(stored, tracking=processing.tracking, durable=durable)
             except IntegrityError as e:
                 if not self._already_stored(stored):
                     raise ConcurrencyError(self._conflict_message(stored, e)) from None

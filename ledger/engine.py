@@ -18,6 +18,7 @@ from aggregates.errors import InstructionError, LedgerError
 from aggregates.session import Session
 from aggregates.values import MONEY, to_utc
 from executors import BaseExecutionInterface, ExecutionInterfaceFactory
+from executors.costs import ConfigError
 from executors.market import normalise
 from executors.risk import RiskLimits
 from ledger import config as cfg
@@ -67,6 +68,7 @@ class EventDrivenStrategyEngine:
         store = self.config.get("ledger") or {}
         # A backtest holds its aggregates in memory for the whole run: snapshots there only serve later
         # readers, so they are taken ten times less often than in long-lived live ledgers.
+        durable_replies = _flag(store, "durable_replies")  # before anything is written
         self.ledger = Ledger.open(
             cfg.ledger_url(self.config),
             create=True,
@@ -100,6 +102,7 @@ class EventDrivenStrategyEngine:
             self.start,
             flush_every=int(store.get("batch", BACKTEST_BATCH)) if backtest else 0,
             clock=live_clock,
+            durable_replies=durable_replies,
         )
         if not backtest:
             self.projection.catch_up(self.ledger)  # a restarted live engine starts from what is stored
@@ -374,3 +377,13 @@ def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def _flag(table: Mapping[str, Any], key: str) -> bool:
+    """A true/false setting of the `[ledger]` table; anything else names the setting."""
+    value = table.get(key, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"ledger.{key}", f"expected true or false, got {value!r}")

@@ -1,7 +1,10 @@
 """The event logger the execution interfaces append through: venue aggregates, the clock, ids, and
 one ordered writer.
 
-Live mode saves every commit before it returns (write-ahead). Backtests hand each commit's events
+Live mode saves every commit before it returns (write-ahead). A commit marked `durable=False` (a
+venue's reply, which the venue can be asked for again) is saved before it returns too, without waiting
+for the disk unless `durable_replies` is set; it reaches the disk with the next durable commit, the
+next write-ahead. Backtests hand each commit's events
 to the projections at once and write them to the store in batches, in exactly the order they were
 committed, so the stored log is the same as if every commit had been saved on its own.
 """
@@ -35,6 +38,7 @@ class EventRecorder:
         start: datetime,
         flush_every: int = 0,
         clock: Callable[[], datetime] | None = None,
+        durable_replies: bool = False,
     ) -> None:
         self.ledger = ledger
         self.account = account
@@ -48,6 +52,7 @@ class EventRecorder:
         self._dirty: dict[UUID, Any] = {}
         self._listeners: list[Listener] = []
         self.flush_every = flush_every
+        self.durable_replies = durable_replies
         self.sequence = 0
         self.events = 0
         self._ids: set[str] = set()
@@ -104,8 +109,12 @@ class EventRecorder:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def commit(self, *aggregates: Any) -> None:
-        """Take the aggregates' new events in order; deliver and (live) save them now."""
+    def commit(self, *aggregates: Any, durable: bool = True) -> None:
+        """Take the aggregates' new events in order; deliver and (live) save them now.
+
+        `durable=False` is for facts the venue can be asked for again (replies, fills): only a crash
+        of the machine before the next durable commit can lose them, and reconciliation then records
+        them again from the venue."""
         events: list[Any] = []
         for agg in aggregates:
             events.extend(agg.collect_events())
@@ -115,7 +124,7 @@ class EventRecorder:
         self.events += len(events)
         if self.flush_every <= 0:
             self._buffer.extend(events)
-            pairs = self.flush()
+            pairs = self.flush(durable=durable or self.durable_replies)
             self._deliver(pairs)
             self._drain()
             return
@@ -128,7 +137,7 @@ class EventRecorder:
         session.record_market(market, ts, now=self.now())
         self.commit(session)
 
-    def flush(self) -> list[tuple[int | None, Any]]:
+    def flush(self, *, durable: bool = True) -> list[tuple[int | None, Any]]:
         """Write everything committed so far in one transaction, in commit order."""
         if not self._buffer:
             return []
@@ -136,7 +145,7 @@ class EventRecorder:
         self._buffer, self._dirty = [], {}
         self._own = {id(e) for e in events}
         try:
-            pairs = self.ledger.save_events(events, aggregates)
+            pairs = self.ledger.save_events(events, aggregates, durable=durable)
         finally:
             self._own = set()
         if self.flush_every > 0:

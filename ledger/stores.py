@@ -174,7 +174,7 @@ def environment(url: StoreURL, *, create: bool, synchronous: str) -> dict[str, s
     env = {"CREATE_TABLE": "y" if create else "n", "IS_SNAPSHOTTING_ENABLED": "y"}
     if url.kind == "postgresql":
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres", POSTGRES_DBNAME=url.dbname,
+            PERSISTENCE_MODULE="ledger.store_pg:LedgerPostgresFactory", POSTGRES_DBNAME=url.dbname,
             POSTGRES_HOST=url.host, POSTGRES_PORT=str(url.port), POSTGRES_USER=url.user,
             POSTGRES_PASSWORD=url.password, POSTGRES_SCHEMA=url.schema,
             POSTGRES_CONNECT_TIMEOUT="5",
@@ -203,6 +203,24 @@ class _DurablePool(SQLiteConnectionPool):
 
 class FastSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     """One `executemany` per batch; notification ids are the consecutive rowids of the batch."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], *, durable: bool = True, **kwargs: Any,
+    ) -> Sequence[int] | None:
+        """`durable=False` commits this one transaction with `synchronous=NORMAL`: in WAL mode it is
+        on disk after the next FULL commit (the WAL is synced in order) or checkpoint; a killed
+        process loses nothing, only a crash of the machine can lose it."""
+        pool = self.datastore.pool
+        if durable or getattr(pool, "synchronous", "FULL") != "FULL":
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.get_connection(commit=True) as conn:
+            raw = conn._sqlite_conn  # the safety level may not change inside a transaction
+            raw.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.transaction(commit=True) as c:
+                    return self._insert_events(c, stored_events, **kwargs)
+            finally:
+                raw.execute("PRAGMA synchronous=FULL")
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any,

@@ -480,7 +480,7 @@ class LiveCEX:
         agg = logger.venue(venue)
         agg.record_acknowledged(t.instruction_id, report.venue_order_id, logger.now())
         self._record_fills(iface, t, parse.embedded_fills(answer, spec))
-        logger.commit(agg)
+        logger.commit(agg, durable=False)  # the venue's reply: it can be looked up again after a crash
         wait = self.settings.fill_timeout_s if t.order_type == "MARKET" else 0.0
         await self._follow(iface, client, t, spec, report if report.status else None, wait)
         return "", ""
@@ -522,16 +522,16 @@ class LiveCEX:
             except ccxt.BaseError as e:
                 self.errors[t.venue] = parse.reason(e, client.secrets)
                 log.info("%s: following order %s: %s", t.venue, t.client_order_id, self.errors[t.venue])
-                iface.logger.commit(agg)
+                iface.logger.commit(agg, durable=False)
                 self._track_resting(iface, t)
                 return
             recorded = agg.filled.get(t.instruction_id, ZERO)
             if report.done and recorded >= (report.filled or ZERO):
                 self._finish(iface, t, report, cancel_reason)
-                iface.logger.commit(agg)
+                iface.logger.commit(agg, durable=False)
                 self.resting.discard(t.instruction_id)
                 return
-            iface.logger.commit(agg)
+            iface.logger.commit(agg, durable=False)
             if time.monotonic() >= deadline:
                 self._track_resting(iface, t)
                 return
