@@ -257,6 +257,10 @@ class VenueClient:
                 await asyncio.sleep(self.backoff_s * (2**attempt))
             attempt += 1
 
+    async def check(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A read made between resends of a write (a circuit breaker does not count its success)."""
+        return await self.call(method, *args, **kwargs)
+
     async def submit(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """A write: sent once; the caller classifies what it raises."""
         async with self.sem:

@@ -381,7 +381,6 @@ _UNKNOWN: tuple[tuple[type[BaseException], str], ...] = (
 )
 _FAILED: tuple[tuple[type[BaseException], str], ...] = (
     (ccxt.InsufficientFunds, "insufficient_funds"),
-    (ccxt.DuplicateOrderId, "duplicate_client_id"),
     (ccxt.OrderImmediatelyFillable, "post_only_would_take"),
     (ccxt.OrderNotFillable, "not_fillable"),
     (ccxt.OrderNotFound, "order_not_found"),
@@ -402,8 +401,24 @@ _FAILED: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+# What each venue says when an order with our client id already exists (Binance spot -2010 and
+# USD-M -4116, Bybit 110072 / 170141, OKX 51016); ccxt maps all of them to a plain InvalidOrder.
+_DUPLICATE_ID = ("duplicate order sent", "clientorderid is duplicated", "orderlinkedid is duplicate",
+                 "duplicate clientorderid", "duplicated clordid")
+
+
+def is_duplicate_client_id(error: BaseException) -> bool:
+    """The venue already holds an order with this client id: ours, so its outcome is to be looked up."""
+    if isinstance(error, ccxt.DuplicateOrderId):
+        return True
+    text = str(error).lower()
+    return isinstance(error, ccxt.InvalidOrder) and any(marker in text for marker in _DUPLICATE_ID)
+
+
 def classify(error: BaseException) -> ErrorClass:
     """The treatment of an exception raised while sending an order (see the notes' retry policy)."""
+    if is_duplicate_client_id(error):
+        return ErrorClass("unknown", "duplicate_client_id")
     for table, category in ((_RETRY, "retry"), (_UNKNOWN, "unknown"), (_FAILED, "failed")):
         for cls, code in table:
             if isinstance(error, cls):

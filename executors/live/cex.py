@@ -183,6 +183,17 @@ class WatchedClient(VenueClient):
         self.breaker.observe(None)
         return answer
 
+    async def check(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A read between resends: its failures count, its answer does not close the breaker (a venue
+        that answers reads while it refuses orders is not back)."""
+        try:
+            return await super().call(method, *args, **kwargs)
+        except ccxt.OrderNotFound:
+            raise
+        except Exception as e:
+            self.breaker.observe(e, parse.reason(e, self.secrets))
+            raise
+
     async def submit(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             answer = await super().submit(method, *args, **kwargs)
@@ -458,9 +469,13 @@ class LiveCEX:
                     log.info(
                         "%s: order %s rejected before execution (%s); retrying", venue, t.client_order_id, why
                     )
-                    await self._pause_before_resend(client, verdict.code, attempt)
-                    attempt += 1
-                    continue
+                    seen, attempt = await self._before_resend(iface, client, t, spec, verdict.code, attempt)
+                    if seen == "found":
+                        return "", ""
+                    if seen == "absent":
+                        continue
+                    verdict = parse.ErrorClass("unknown", "lookup_failed")
+                    why = f"{why}; the order could not be looked up before sending it again"
                 agg = logger.venue(venue)
                 if verdict.category in ("retry", "failed"):
                     agg.record_failed(t.instruction_id, verdict.code, why, logger.now())
@@ -608,6 +623,47 @@ class LiveCEX:
 
     # ---- unknown outcomes ------------------------------------------------------------------------------
 
+    async def _before_resend(
+        self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any],
+        code: str, attempt: int,
+    ) -> tuple[str, int]:
+        """After a rejection that should mean "not executed", wait, then ask the venue for the order
+        by its client id; send again only once it says there is none (Binance reuses the client id
+        of a filled order: a blind resend would trade twice). Returns ("found" | "absent" |
+        "unknown", attempts used); a found order is recorded and followed."""
+        order_id, params = parse.lookup_by_client_id(t.venue, t.client_order_id)
+        while True:
+            await self._pause_before_resend(client, code, attempt)
+            attempt += 1
+            try:
+                answer = await client.check("fetch_order", order_id, t.symbol, params)
+            except ccxt.OrderNotFound:
+                return "absent", attempt
+            except ccxt.BaseError as e:
+                log.info("%s: lookup of %s before resending failed: %s",
+                         t.venue, t.client_order_id, parse.reason(e, client.secrets))
+                if attempt >= self.settings.submit_retries:
+                    return "unknown", attempt
+                continue
+            log.warning("%s: order %s was rejected but exists at the venue; not sending it again",
+                        t.venue, t.client_order_id)
+            await self._adopt(iface, client, t, spec, answer)
+            return "found", attempt
+
+    async def _adopt(
+        self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any],
+        answer: dict[str, Any],
+    ) -> None:
+        """Record an order found by its client id (its state and fills), then follow it."""
+        logger = iface.logger
+        report = parse.order_report(answer, spec)
+        agg = logger.venue(t.venue)
+        t.venue_order_id = report.venue_order_id
+        agg.record_reconciled(t.instruction_id, report.outcome, report.venue_order_id, logger.now())
+        self._record_fills(iface, t, parse.embedded_fills(answer, spec))
+        logger.commit(agg)
+        await self._follow(iface, client, t, spec, report, 0.0)
+
     async def _resolve(
         self,
         iface: BaseExecutionInterface,
@@ -630,13 +686,7 @@ class LiveCEX:
                 errors += 1
                 last = parse.reason(e, client.secrets)
             else:
-                report = parse.order_report(answer, spec)
-                agg = logger.venue(t.venue)
-                t.venue_order_id = report.venue_order_id
-                agg.record_reconciled(t.instruction_id, report.outcome, report.venue_order_id, logger.now())
-                self._record_fills(iface, t, parse.embedded_fills(answer, spec))
-                logger.commit(agg)
-                await self._follow(iface, client, t, spec, report, 0.0)
+                await self._adopt(iface, client, t, spec, answer)
                 return "", ""
             if attempt + 1 < attempts:
                 await asyncio.sleep(self.settings.lookup_backoff_s * (2**attempt))

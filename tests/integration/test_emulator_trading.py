@@ -177,6 +177,18 @@ async def test_fetch_order_by_client_order_id(client: Any, venue: str, emulator:
     assert [o.client_id for o in emulator.inspect(venue)["orders"]] == ["co1", "co2"]
 
 
+async def test_duplicate_client_id_answers_are_classified_as_ours(client: Any, venue: str) -> None:
+    """Each venue's real answer to a second order with the client id of a working one: ccxt raises
+    a plain InvalidOrder; the executor must read it as "that order exists" (look it up), not as a
+    failure of the instruction."""
+    from executors.live import ccxt_parse as parse
+
+    await client.create_order("ETH/USDT", "limit", "buy", 0.1, 1900, {"clientOrderId": "dup1"})
+    with pytest.raises(ccxt.InvalidOrder) as caught:
+        await client.create_order("ETH/USDT", "limit", "buy", 0.1, 1900, {"clientOrderId": "dup1"})
+    assert parse.classify(caught.value) == parse.ErrorClass("unknown", "duplicate_client_id")
+
+
 async def test_fetch_my_trades(client: Any, venue: str, emulator: Emulator) -> None:
     """fetch_my_trades returns every fill with the venue's trade id, price, amount and fee."""
     await client.create_order("ETH/USDT", "market", "buy", 0.3, None, {"clientOrderId": "tr1"})
