@@ -5,11 +5,16 @@
 Both sides use the same real ccxt client (async Binance spot) over TLS to the loopback emulator, one
 market order at a time. "raw" is `create_order` alone; "ours" is `execute_trade_with_interface`
 with the whole lifecycle (parse, pre-trade checks, `InstructionAccepted` + `OrderSubmitted` committed
-before the request, `OrderAcknowledged` + `OrderFilled` after it, projection and update handler).
-Binance spot answers with its fills, so both sides make exactly one request per order. ccxt's rate
-limiter is off on both sides (it only adds a fixed wait per request); the emulator is reset before
-each side. Reported per store: medians and p99 of raw, ours, their difference, and of the two ledger
-appends alone (timed inside the run: the write-ahead overhead SPEC §8 sets targets for).
+durably before the request, `OrderAcknowledged` + `OrderFilled` committed after it, projection and
+update handler). Binance spot answers with its fills, so both sides make one request per order.
+ccxt's rate limiter is off on both sides (it only adds a fixed wait per request); the emulator is
+reset before each side.
+
+Per store: medians and p99 of the full path, of the ledger appends alone (timed inside the run: the
+write-ahead overhead SPEC §8 sets targets for) and of the store's floor: the same rows, in the same
+commits with the same durability, through raw sqlite3 / psycopg in this run. Stores: SQLite FULL
+(the live default: the reply's commit does not wait for the disk), SQLite FULL with
+`durable_replies`, SQLite NORMAL, and PostgreSQL both ways.
 """
 
 from __future__ import annotations
@@ -163,7 +168,9 @@ def sqlite_rows(path: str, ids: tuple[int, int]) -> tuple[list[Row], list[str]]:
         con.close()
 
 
-def raw_sqlite(path: str, ddl: list[str], rows: list[Row], plans: list[list[Commit]], sync: str) -> list[float]:
+def raw_sqlite(
+    path: str, ddl: list[str], rows: list[Row], plans: list[list[Commit]], sync: str
+) -> list[float]:
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute(f"PRAGMA synchronous={sync}")
