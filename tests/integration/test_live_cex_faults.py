@@ -122,16 +122,19 @@ async def test_rate_limit_storm_places_every_order_exactly_once(
     consistent(engine, emulator, venue)
 
 
+@pytest.mark.parametrize("failed_lookups", [0, 2])
 async def test_a_venue_that_executes_then_answers_429_still_gets_the_order_once(
-    start: Start, emulator: Emulator, venue: str
+    start: Start, emulator: Emulator, venue: str, failed_lookups: int
 ) -> None:
     """The notes say a rate-limit answer means "not executed"; a venue that breaks that rule (the
     order is filled, the reply is a 429) would get a second order from a blind resend on Binance,
     which reuses filled client ids, and a duplicate-id rejection recorded as a failure on Bybit and
-    OKX. The executor asks for the order by its client id before sending again: one order, its
-    fill recorded once, no second create_order."""
-    engine = await start(submit_retries=3, retry_backoff_s=0.002)
+    OKX. The executor asks for the order by its client id before sending again, and while those
+    lookups fail (rate-limited too) it sends nothing: one order, its fill recorded once."""
+    engine = await start(submit_retries=5, read_retries=0, retry_backoff_s=0.002)
     emulator.inject(venue, "create_order", "error", error="rate_limit", apply=True, count=1)
+    if failed_lookups:
+        emulator.inject(venue, "fetch_order", "error", error="rate_limit", count=failed_lookups)
     result = await trade(engine, order(venue, amount="0.1"))
     assert result["status"] == "FILLED", result
     assert creates(emulator, venue) == 1
@@ -139,23 +142,6 @@ async def test_a_venue_that_executes_then_answers_429_still_gets_the_order_once(
     trades = [t for t in emulator.inspect(venue)["trades"] if t.order_id == placed.order_id]
     assert fills_by_instruction(engine)[result["instruction_id"]] == len(trades) >= 1
     assert len(emulator.inspect(venue)["orders"]) == 1
-    consistent(engine, emulator, venue)
-
-
-async def test_a_failed_lookup_before_a_resend_sends_nothing_until_the_venue_answers(
-    start: Start, emulator: Emulator, venue: str
-) -> None:
-    """The order executes and its reply is a 429; the lookups before the resend are rate-limited
-    too. Nothing is sent again until a lookup answers: it finds the order, which is recorded once."""
-    engine = await start(submit_retries=5, read_retries=0, retry_backoff_s=0.002)
-    emulator.inject(venue, "create_order", "error", error="rate_limit", apply=True, count=1)
-    emulator.inject(venue, "fetch_order", "error", error="rate_limit", apply=False, count=2)
-    result = await trade(engine, order(venue, amount="0.1"))
-    assert result["status"] == "FILLED", result
-    assert creates(emulator, venue) == 1
-    [placed] = orders_with_client_id(emulator, venue, result["order_id"])
-    trades = [t for t in emulator.inspect(venue)["trades"] if t.order_id == placed.order_id]
-    assert fills_by_instruction(engine)[result["instruction_id"]] == len(trades) >= 1
     consistent(engine, emulator, venue)
 
 
