@@ -476,6 +476,8 @@ class LiveCEX:
                         continue
                     verdict = parse.ErrorClass("unknown", "lookup_failed")
                     why = f"{why}; the order could not be looked up before sending it again"
+                if verdict.category == "retry" and await self._look(iface, client, t, spec) == "found":
+                    return "", ""  # giving up on a rejection the venue did not mean: it has the order
                 agg = logger.venue(venue)
                 if verdict.category in ("retry", "failed"):
                     agg.record_failed(t.instruction_id, verdict.code, why, logger.now())
@@ -630,25 +632,31 @@ class LiveCEX:
         """After a rejection that should mean "not executed", wait, then ask the venue for the order
         by its client id; send again only once it says there is none (Binance reuses the client id
         of a filled order: a blind resend would trade twice). Returns ("found" | "absent" |
-        "unknown", attempts used); a found order is recorded and followed."""
-        order_id, params = parse.lookup_by_client_id(t.venue, t.client_order_id)
+        "unknown", attempts used)."""
         while True:
             await self._pause_before_resend(client, code, attempt)
             attempt += 1
-            try:
-                answer = await client.check("fetch_order", order_id, t.symbol, params)
-            except ccxt.OrderNotFound:
-                return "absent", attempt
-            except ccxt.BaseError as e:
-                log.info("%s: lookup of %s before resending failed: %s",
-                         t.venue, t.client_order_id, parse.reason(e, client.secrets))
-                if attempt >= self.settings.submit_retries:
-                    return "unknown", attempt
-                continue
-            log.warning("%s: order %s was rejected but exists at the venue; not sending it again",
-                        t.venue, t.client_order_id)
-            await self._adopt(iface, client, t, spec, answer)
-            return "found", attempt
+            seen = await self._look(iface, client, t, spec)
+            if seen != "unknown" or attempt >= self.settings.submit_retries:
+                return seen, attempt
+
+    async def _look(
+        self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any]
+    ) -> str:
+        """One lookup by client id: "found" (then recorded and followed), "absent" or "unknown"."""
+        order_id, params = parse.lookup_by_client_id(t.venue, t.client_order_id)
+        try:
+            answer = await client.check("fetch_order", order_id, t.symbol, params)
+        except ccxt.OrderNotFound:
+            return "absent"
+        except ccxt.BaseError as e:
+            log.info("%s: lookup of %s after a rejection failed: %s",
+                     t.venue, t.client_order_id, parse.reason(e, client.secrets))
+            return "unknown"
+        log.warning("%s: order %s was rejected but exists at the venue; not sending it again",
+                    t.venue, t.client_order_id)
+        await self._adopt(iface, client, t, spec, answer)
+        return "found"
 
     async def _adopt(
         self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any],

@@ -339,3 +339,17 @@ async def test_maintenance_on_submit_stops_resending_once_the_breaker_opens(
     assert creates(emulator, venue) == 2 and emulator.inspect(venue)["orders"] == []
     assert breaker_of(engine, venue).state == "open"
     consistent(engine, emulator, venue)
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx"])
+async def test_giving_up_on_a_maintenance_answer_first_asks_whether_the_order_exists(
+    start: Start, emulator: Emulator, venue: str
+) -> None:
+    """The order executes, the answer says maintenance, the breaker opens at once so nothing is
+    sent again: before the instruction is recorded failed the order is looked up, found and filled."""
+    engine = await start(submit_retries=5, breaker_failures=1, breaker_cooldown_s=30)
+    emulator.inject(venue, "create_order", "error", error="maintenance", apply=True, count=1)
+    result = await trade(engine, order(venue))
+    assert result["status"] == "FILLED", result
+    assert creates(emulator, venue) == 1 and len(emulator.inspect(venue)["orders"]) == 1
+    consistent(engine, emulator, venue)
