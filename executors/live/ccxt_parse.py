@@ -380,7 +380,7 @@ _UNKNOWN: tuple[tuple[type[BaseException], str], ...] = (
     (ccxt.OperationFailed, "operation_failed"),
 )
 _FAILED: tuple[tuple[type[BaseException], str], ...] = (
-    (ccxt.InsufficientFunds, "insufficient_funds"),
+    (ccxt.InsufficientFunds, "insufficient_balance"),  # the simulator's code for the same refusal
     (ccxt.OrderImmediatelyFillable, "post_only_would_take"),
     (ccxt.OrderNotFillable, "not_fillable"),
     (ccxt.OrderNotFound, "order_not_found"),

@@ -388,6 +388,10 @@ class LiveCEX:
         if problem is None:
             notional_usd = order.amount * ref * (usd_price(market, inst.quote) or Decimal(1))
             problem = risk.notional(iface.limits, venue, notional_usd)
+        if problem is None and order.reduce_only and inst.market_type is MarketType.PERP:
+            # as in the simulator: the ledger's position decides, nothing is sent to find out
+            current = Decimal(iface.monitor.position(inst.symbol, venue)["amount"])
+            problem = risk.reduce_only(current, order.side, order.amount)
         if problem is not None:
             return iface.reject(venue, iid, problem[0], problem[1], raw, order)
 

@@ -284,10 +284,10 @@ async def test_insufficient_funds_is_a_recorded_failure(start: Start, emulator: 
     """The venue refuses (InsufficientFunds): OrderFailed with a code; nothing placed."""
     engine = await start()
     result = await trade(engine, order(venue, amount="1000"))
-    assert (result["status"], result["code"]) == ("FAILED", "insufficient_funds")
+    assert (result["status"], result["code"]) == ("FAILED", "insufficient_balance")
     assert "InsufficientFunds" in result["reason"]
     [failed] = [e for e in events_of(engine, result["instruction_id"]) if type(e).__name__ == "OrderFailed"]
-    assert failed.code == "insufficient_funds"
+    assert failed.code == "insufficient_balance"
     assert emulator.inspect(venue)["orders"] == []
     assert_matches_venue(engine, emulator, venue)
     check_log(engine)

@@ -171,7 +171,7 @@ async def test_a_move_the_venue_refuses_is_a_recorded_failure(
     result = await engine.execute_trade_with_interface(
         transfer(venue, venue, "USDT", "10", from_wallet=src, to_wallet=dst)
     )
-    assert result["status"] == "FAILED" and result["code"] == "insufficient_funds", result
+    assert result["status"] == "FAILED" and result["code"] == "insufficient_balance", result
     assert names(engine, result["instruction_id"]) == ["InstructionAccepted", "TransferFailed"]
     assert_wallets_match(engine, emulator, venue, src)
     checks(engine)

@@ -949,7 +949,7 @@ def test_lookup_by_client_id_uses_each_venues_parameter() -> None:
         (ccxt.NetworkError("reset"), "unknown", "network_error"),
         (ccxt.BadResponse("garbage"), "unknown", "bad_response"),
         (ccxt.NullResponse("nothing"), "unknown", "bad_response"),
-        (ccxt.InsufficientFunds("binance -2010"), "failed", "insufficient_funds"),
+        (ccxt.InsufficientFunds("binance -2010"), "failed", "insufficient_balance"),
         (ccxt.DuplicateOrderId("okx 51016"), "unknown", "duplicate_client_id"),
         (ccxt.InvalidOrder('binance {"code":-2010,"msg":"Duplicate order sent."}'), "unknown",
          "duplicate_client_id"),
