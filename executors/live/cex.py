@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,9 @@ from executors import results, risk
 from executors.costs import ConfigError
 from executors.instructions import OrderInstruction
 from executors.live import ccxt_parse as parse
+from executors.live import cex_observe as observe
 from executors.live.ccxt_client import VENUES, ClientFactory, VenueClient
+from executors.live.cex_breaker import DUE_NOW, CircuitBreaker, WatchedClient
 from executors.live.cex_funding import FundingPoller
 from executors.market import reference_price, usd_price
 
@@ -40,7 +42,6 @@ BPS = Decimal(10_000)
 UNRESOLVED = frozenset({State.SUBMITTED, State.UNKNOWN, State.CANCEL_REQUESTED})
 RESTING = frozenset({State.ACKNOWLEDGED, State.PARTIALLY_FILLED, State.CANCEL_REQUESTED})
 TERMINAL = frozenset({State.FILLED, State.CANCELLED, State.FAILED, State.REJECTED})
-DUE_NOW = datetime(1970, 1, 1, tzinfo=UTC)  # before any step: the engine's clock runs on
 
 
 class VenueUnavailable(LedgerError):
@@ -107,101 +108,6 @@ class Settings:
             )
         except (TypeError, ValueError) as e:
             raise ConfigError("live", f"bad value: {e}") from None
-
-
-@dataclass
-class CircuitBreaker:
-    """One venue's breaker: `failures` consecutive outage errors (ExchangeNotAvailable, OnMaintenance
-    included) open it for `cooldown_s`, during which new orders are refused unsent; then one order
-    may try (half-open). Any answer from the venue closes it; an outage in half-open opens it again."""
-
-    venue: str
-    failures: int
-    cooldown_s: float
-    errors: dict[str, str] = field(repr=False)  # the backend's status-line problems, per venue
-    state: str = "closed"  # closed | open | half_open
-    consecutive: int = 0
-    until: float = 0.0  # time.monotonic() at which the cooldown ends
-    until_utc: datetime = DUE_NOW
-    last: str = ""
-
-    def allow(self) -> bool:
-        """May a new order go out now? After the cooldown the first caller becomes the probe."""
-        if self.state == "open" and time.monotonic() >= self.until:
-            self.state = "half_open"
-            return True
-        return self.state == "closed"
-
-    def release(self) -> None:
-        """A probe that ended without reaching the venue lets the next order probe instead."""
-        if self.state == "half_open":
-            self.state, self.until = "open", time.monotonic()
-
-    def observe(self, error: BaseException | None, why: str = "") -> None:
-        """Count an outage; any answer from the venue (a result or a venue error) closes the breaker.
-        Other transport errors (a timeout) say nothing about the venue's state and change nothing."""
-        if isinstance(error, ccxt.ExchangeNotAvailable):
-            self.consecutive += 1
-            self.last = why
-            if self.state == "half_open" or (self.state == "closed" and self.consecutive >= self.failures):
-                self.state = "open"
-                self.until = time.monotonic() + self.cooldown_s
-                self.until_utc = datetime.now(UTC) + timedelta(seconds=self.cooldown_s)
-                self.errors[self.venue] = self.describe()
-                log.warning("%s: %s", self.venue, self.errors[self.venue])
-        elif error is None or isinstance(
-            error, ccxt.ExchangeError | ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce
-        ):
-            if self.state != "closed":
-                log.info("%s: circuit breaker closed (the venue answers again)", self.venue)
-                if self.errors.get(self.venue, "").startswith("circuit breaker"):
-                    self.errors.pop(self.venue, None)
-            self.state, self.consecutive = "closed", 0
-
-    def describe(self) -> str:
-        return (
-            f"circuit breaker open until {self.until_utc.isoformat(timespec='seconds')} after "
-            f"{self.consecutive} consecutive outage errors (last: {self.last})"
-        )
-
-
-class WatchedClient(VenueClient):
-    """A venue client whose every request outcome is reported to the venue's circuit breaker."""
-
-    def __init__(
-        self, breaker: CircuitBreaker, venue: str, config: Mapping[str, Any], factory: ClientFactory | None
-    ) -> None:
-        super().__init__(venue, config, factory)
-        self.breaker = breaker
-
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            answer = await super().call(method, *args, **kwargs)
-        except Exception as e:
-            self.breaker.observe(e, parse.reason(e, self.secrets))
-            raise
-        self.breaker.observe(None)
-        return answer
-
-    async def check(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """A read between resends: its failures count, its answer does not close the breaker (a venue
-        that answers reads while it refuses orders is not back)."""
-        try:
-            return await super().call(method, *args, **kwargs)
-        except ccxt.OrderNotFound:
-            raise
-        except Exception as e:
-            self.breaker.observe(e, parse.reason(e, self.secrets))
-            raise
-
-    async def submit(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            answer = await super().submit(method, *args, **kwargs)
-        except Exception as e:
-            self.breaker.observe(e, parse.reason(e, self.secrets))
-            raise
-        self.breaker.observe(None)
-        return answer
 
 
 class LiveCEX:
@@ -900,12 +806,15 @@ class LiveCEX:
         try:
             await self._resolve_all(iface, client, venue, report)
             symbols = self._symbols(venue)
-            positions = await self._venue_positions(client, symbols)
+            positions = await observe.venue_positions(client, symbols)
             symbols = sorted(set(symbols) | set(positions))
             report["fills_recorded"] = await self._missing_fills(iface, client, venue, symbols)
-            await self._open_orders(client, venue, symbols, report)
-            report["positions"] = self._compare_positions(iface, venue, positions)
-            report["balances"] = await self._observe_balances(iface, client, venue)
+            ours = [t.venue_order_id for t in self.tracked.values() if t.venue == venue]
+            await observe.count_open_orders(client, symbols, ours, report)
+            report["positions"] = observe.compare_positions(iface, venue, positions)
+            report["balances"] = await observe.observe_balances(
+                iface, client, venue, self.settings.adopt_balances
+            )
         except ccxt.BaseError as e:
             report["error"] = parse.reason(e, client.secrets)
             self.errors[venue] = report["error"]
@@ -951,11 +860,6 @@ class LiveCEX:
             {t.symbol for t in self.tracked.values() if t.venue == venue} | set(self.settings.symbols)
         )
 
-    async def _venue_positions(self, client: VenueClient, symbols: list[str]) -> dict[str, Decimal]:
-        perps = [s for s in symbols if (client.market(s) or {}).get("contract")]
-        answer = await client.call("fetch_positions", perps or None)
-        return parse.signed_positions(answer, client.exchange.markets or {})
-
     async def _missing_fills(
         self, iface: BaseExecutionInterface, client: VenueClient, venue: str, symbols: list[str]
     ) -> int:
@@ -982,95 +886,6 @@ class LiveCEX:
                 recorded += self._record_fills(iface, t, [item])
         iface.logger.commit(agg)
         return recorded
-
-    async def _open_orders(
-        self, client: VenueClient, venue: str, symbols: list[str], report: dict[str, Any]
-    ) -> None:
-        ours = {t.venue_order_id for t in self.tracked.values() if t.venue == venue}
-        for symbol in symbols:
-            if client.market(symbol) is None:
-                continue
-            for o in await client.call("fetch_open_orders", symbol):
-                report["open_orders"] += 1
-                if str(o.get("id")) not in ours:
-                    report["foreign_open_orders"] += 1
-
-    def _compare_positions(
-        self, iface: BaseExecutionInterface, venue: str, positions: dict[str, Decimal]
-    ) -> list[dict[str, Any]]:
-        symbols = set(positions) | {
-            str(r["symbol"]) for r in iface.monitor.positions(venue) if r.get("market_type") == "perp"
-        }
-        rows = []
-        for symbol in sorted(symbols):
-            ledger_amount = Decimal(iface.monitor.position(symbol, venue)["amount"])
-            observed = positions.get(symbol, ZERO)
-            rows.append(
-                {
-                    "symbol": symbol,
-                    "observed": observed,
-                    "ledger": ledger_amount,
-                    "difference": observed - ledger_amount,
-                }
-            )
-        return rows
-
-    async def _observe_balances(
-        self, iface: BaseExecutionInterface, client: VenueClient, venue: str
-    ) -> list[dict[str, Any]]:
-        """`BalanceObserved` for every asset either side holds, per wallet; opening balances first
-        when configured (`live.adopt_balances`) and the ledger holds nothing at the venue yet."""
-        logger, monitor = iface.logger, iface.monitor
-        agg = logger.venue(venue)
-        spot, perp = iface.wallet(venue, "spot"), iface.wallet(venue, "perp")
-        wallets = [(spot, "spot")] + ([(perp, "perp")] if perp != spot else [])
-        observed: dict[str, dict[str, Decimal]] = {}
-        for wallet, kind in wallets:
-            params = {"type": "swap"} if venue == "binance" and kind == "perp" else {}
-            answer = await client.call("fetch_balance", params)
-            observed[wallet] = parse.wallet_balances(venue, kind, answer)
-        held = _ledger_assets(monitor, venue)
-        if self.settings.adopt_balances and not any(held.values()):
-            for wallet, assets in observed.items():
-                for asset, amount in assets.items():
-                    if amount > 0:
-                        agg.record_deposit(
-                            f"opening:{venue}:{wallet}:{asset}",
-                            wallet,
-                            asset,
-                            amount,
-                            logger.now(),
-                            now=logger.now(),
-                        )
-            logger.commit(agg)
-            held = _ledger_assets(monitor, venue)
-        rows = []
-        for wallet, assets in observed.items():
-            for asset in sorted(set(assets) | set(held.get(wallet, {}))):
-                seen = assets.get(asset, ZERO)
-                ours = monitor.balance(asset, venue, wallet)
-                agg.record_balance_observed(wallet, asset, seen, ours, logger.now(), now=logger.now())
-                rows.append(
-                    {
-                        "wallet": wallet,
-                        "asset": asset,
-                        "observed": seen,
-                        "ledger": ours,
-                        "difference": seen - ours,
-                    }
-                )
-        logger.commit(agg)
-        return rows
-
-
-def _ledger_assets(monitor: Any, venue: str) -> dict[str, dict[str, Decimal]]:
-    """Wallet -> asset -> amount the ledger holds at `venue` (non-zero)."""
-    out: dict[str, dict[str, Decimal]] = {}
-    state = getattr(monitor, "state", None)
-    for (v, wallet, asset), amount in sorted(getattr(state, "balances", {}).items()):
-        if v == venue and amount:
-            out.setdefault(wallet, {})[asset] = amount
-    return out
 
 
 __all__ = ["CircuitBreaker", "LiveCEX", "Settings", "Tracked", "VenueUnavailable", "WatchedClient"]
