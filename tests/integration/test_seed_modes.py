@@ -201,9 +201,9 @@ def _cli(tmp_path: Path, *args: str) -> Any:
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "ledger.cli", "backtest", "--db", "x.db", "--data", str(ROOT),
-                           "--start", "2024-06-01", "--end", "2024-06-03", *args],
-                          capture_output=True, text=True, cwd=tmp_path)
+    command = [sys.executable, "-m", "ledger.cli", "backtest", "--db", "x.db", "--data", str(ROOT),
+               "--start", "2024-06-01", "--end", "2024-06-03", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -214,7 +214,9 @@ def _cli(tmp_path: Path, *args: str) -> Any:
     (("--strategy", "pure_lending", "--start", "2023-01-01"), "2023-01-01"),
     (("--strategy", "pure_lending", "--param", "no_such=1"), "no_such"),
 ])
-def test_bad_mode_input_is_one_line_and_writes_nothing(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
+def test_bad_mode_input_is_one_line_and_writes_nothing(
+    tmp_path: Path, args: tuple[str, ...], needle: str
+) -> None:
     """Unknown mode, out-of-range parameter, weights not summing to 1, negative tolerance, a date range
     outside the data: one `error:` line naming it, exit 2, and no ledger file."""
     result = _cli(tmp_path, *args)
@@ -229,6 +231,7 @@ def test_strategies_lists_every_mode(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "ledger.cli", "strategies"], capture_output=True, text=True).stdout
+    command = [sys.executable, "-m", "ledger.cli", "strategies"]
+    out = subprocess.run(command, capture_output=True, text=True).stdout
     for name in MODES:
         assert sum(line.startswith(name + " ") for line in out.splitlines()) == 1, name
