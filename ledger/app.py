@@ -119,6 +119,14 @@ class Ledger(Application[UUID]):
             processing.aggregates[aggregate.id] = aggregate
         return self._save(processing, durable=durable)
 
+    def sync(self) -> None:
+        """Make every commit so far durable, those saved with `durable=False` included."""
+        with self._lock:
+            try:
+                self.recorder.sync()  # type: ignore[attr-defined]
+            except PersistenceError as e:
+                raise StoreError(f"cannot sync {self.url.redacted}: {_first_line(e)}") from None
+
     def _save(self, processing: ProcessingEvent[UUID], *, durable: bool = True) -> list[Any]:
         events = processing.events
         if not events:

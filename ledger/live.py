@@ -298,6 +298,7 @@ async def run_live(
                     break
                 run.count(await engine.execute_decision(decision, market_data=engine.market))
             run.steps += 1
+            engine.event_logger.sync()  # a step ends with its venue replies on disk too
             if status is not None:
                 status(status_line(engine, run, feed.errors))
             if max_steps is not None and run.steps >= max_steps:

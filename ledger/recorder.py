@@ -53,6 +53,7 @@ class EventRecorder:
         self._listeners: list[Listener] = []
         self.flush_every = flush_every
         self.durable_replies = durable_replies
+        self.unsynced = False  # a relaxed commit has been saved since the last durable one
         self.sequence = 0
         self.events = 0
         self._ids: set[str] = set()
@@ -124,7 +125,9 @@ class EventRecorder:
         self.events += len(events)
         if self.flush_every <= 0:
             self._buffer.extend(events)
-            pairs = self.flush(durable=durable or self.durable_replies)
+            durable = durable or self.durable_replies
+            pairs = self.flush(durable=durable)
+            self.unsynced = not durable
             self._deliver(pairs)
             self._drain()
             return
@@ -132,6 +135,12 @@ class EventRecorder:
         self._buffer.extend(events)
         if len(self._buffer) >= self.flush_every:
             self.flush()
+
+    def sync(self) -> None:
+        """Put relaxed commits on disk now (live runs call this at the end of every step)."""
+        if self.unsynced:
+            self.ledger.sync()
+            self.unsynced = False
 
     def record_market(self, session: Session, market: dict[str, Any], ts: datetime) -> None:
         session.record_market(market, ts, now=self.now())

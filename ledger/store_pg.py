@@ -94,6 +94,11 @@ class FastPostgresApplicationRecorder(PostgresApplicationRecorder):
             return sorted(int(r[FUNCTION]) for r in curs.fetchall())
 
 
+    def sync(self) -> None:
+        """Nothing to do: the server's WAL writer flushes asynchronous commits within three
+        `wal_writer_delay`s (600 ms by default), and every durable commit flushes them first."""
+
+
 class LedgerPostgresFactory(PostgresFactory):
     application_recorder_class = FastPostgresApplicationRecorder
 

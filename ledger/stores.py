@@ -222,6 +222,12 @@ class FastSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             finally:
                 raw.execute("PRAGMA synchronous=FULL")
 
+    def sync(self) -> None:
+        """Put every commit so far on disk: a checkpoint syncs the WAL (relaxed commits included)
+        before it copies pages into the database file."""
+        with self.datastore.get_connection(commit=True) as conn:
+            conn._sqlite_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any,
     ) -> Sequence[int] | None:

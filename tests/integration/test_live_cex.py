@@ -543,9 +543,22 @@ async def test_secrets_never_reach_events_logs_or_errors(
 # ---- the runner ----------------------------------------------------------------------------------------
 
 
-async def test_run_live_demo_strategy_and_reconcile_command(emulator: Emulator, tmp_path: Path) -> None:
+async def test_run_live_demo_strategy_and_reconcile_command(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`run_live` reconciles, runs the demo strategy on ticker snapshots (spot on Binance, perp hedges on
-    Bybit and OKX), prints status lines, and ends its session; `run_reconcile` then finds nothing open."""
+    Bybit and OKX), prints status lines, puts each step's venue replies on disk, and ends its session;
+    `run_reconcile` then finds nothing open."""
+    from ledger.app import Ledger
+
+    syncs: list[int] = []
+    real_sync = Ledger.sync
+
+    def counting(self: Ledger) -> None:
+        syncs.append(self.max_notification_id())
+        real_sync(self)
+
+    monkeypatch.setattr(Ledger, "sync", counting)
     for venue in VENUES:
         for wallet in WALLETS[venue].values():
             emulator.venue(venue).set_balance(wallet, "ETH", "0")
@@ -565,6 +578,7 @@ async def test_run_live_demo_strategy_and_reconcile_command(emulator: Emulator, 
     )
     assert run.steps == 3 and len(lines) == 3 and "equity" in lines[-1]
     assert run.statuses.get("FILLED", 0) >= 3, run.statuses
+    assert syncs, "steps that traded ended without putting their replies on disk"
     assert engine.closed
     for venue in VENUES:
         assert_matches_venue(engine, emulator, venue)

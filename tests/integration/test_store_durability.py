@@ -219,3 +219,42 @@ def test_a_sqlite_file_written_with_relaxed_commits_opens_elsewhere(full: Ledger
         assert con.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0] == 5
     finally:
         con.close()
+
+
+def test_recorder_sync_puts_relaxed_commits_on_disk_once(tmp_path: Path) -> None:
+    from ledger.recorder import EventRecorder
+
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/s.db", create=True, synchronous="FULL")
+    try:
+        rec = EventRecorder(ledger, "main", {"binance": "cex"}, "live", "s", T0)
+        venue = rec.venue("binance")
+        rec.commit(venue)
+        assert rec.unsynced is False
+        statements = traced(ledger)
+        venue.record_deposit("reply", "spot", "USDT", D(1), T0)
+        rec.commit(venue, durable=False)
+        assert rec.unsynced is True
+        rec.sync()
+        assert "PRAGMA wal_checkpoint(PASSIVE)" in statements and rec.unsynced is False
+        statements.clear()
+        rec.sync()  # nothing relaxed since: no checkpoint
+        assert statements == []
+        venue.record_deposit("reply2", "spot", "USDT", D(1), T0)
+        rec.commit(venue, durable=False)
+        venue.record_deposit("ahead", "spot", "USDT", D(1), T0)
+        rec.commit(venue)  # a durable commit syncs the WAL, the relaxed one before it included
+        assert rec.unsynced is False
+    finally:
+        ledger.close()
+
+
+def test_postgres_sync_is_safe_to_call(pg_url: str) -> None:
+    ledger = Ledger.open(pg_url, create=True)
+    try:
+        venue = VenueLedger.open("main", "okx", "cex", T0)
+        ledger.save(venue)
+        ledger.save_events(deposits(venue, 1, "r"), [venue], durable=False)
+        ledger.sync()  # the WAL writer flushes asynchronous commits by itself
+        assert ledger.max_notification_id() == 2
+    finally:
+        ledger.close()
