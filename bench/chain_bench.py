@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from eth_account import Account  # noqa: E402
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3  # noqa: E402
 
+from bench.pgschema import drop_schema, pg_url  # noqa: E402
 from executors.live import web3_parse as parse  # noqa: E402
 from ledger.engine import EventDrivenStrategyEngine  # noqa: E402
 from tests.chain import abi  # noqa: E402
@@ -198,27 +199,6 @@ async def ours(config: dict[str, Any], kinds: tuple[str, ...], n: int) -> Measur
         backend: Any = getattr(engine.execution_interfaces["onchain"], "backend", None)
         await backend.client.close()
         engine.close(views=False)
-
-
-# ---- PostgreSQL ---------------------------------------------------------------------------------------
-
-
-def pg_url(base: str) -> tuple[str, str] | None:
-    import psycopg
-
-    try:
-        psycopg.connect(base, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        return None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    return f"{base}?schema={schema}", schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as con:
-        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 # ---- main ---------------------------------------------------------------------------------------------

@@ -28,13 +28,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pgschema import drop_schema, pg_url  # noqa: E402
 from ledger.live import live_backend, live_config, open_engine, reconcile  # noqa: E402
 from tests.emulator import Emulator, make_client  # noqa: E402
 
@@ -219,24 +219,6 @@ def raw_postgres(base: str, schema: str, ids: tuple[int, int], plans: list[list[
                 at += size
             out.append(time.perf_counter() - t)
         return out
-
-
-def pg_url(base: str) -> tuple[str, str] | None:
-    import psycopg
-
-    try:
-        psycopg.connect(base, connect_timeout=3).close()
-    except psycopg.OperationalError:
-        return None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    return f"{base}?schema={schema}", schema
-
-
-def drop_schema(base: str, schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as con:
-        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 # (name, store, synchronous, durable_replies, target ms for the appends' median)

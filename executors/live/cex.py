@@ -386,8 +386,10 @@ class LiveCEX:
                         continue
                     verdict = parse.ErrorClass("unknown", "lookup_failed")
                     why = f"{why}; the order could not be looked up before sending it again"
-                if verdict.category == "retry" and await self._look(iface, client, t, spec) == "found":
-                    return "", ""  # giving up on a rejection the venue did not mean: it has the order
+                if verdict.category == "retry":  # giving up on it: unless the venue has the order after all
+                    seen, _why = await self._look(iface, client, t, spec)
+                    if seen == "found":
+                        return "", ""
                 agg = logger.venue(venue)
                 if verdict.category in ("retry", "failed"):
                     agg.record_failed(t.instruction_id, verdict.code, why, logger.now())
@@ -546,27 +548,31 @@ class LiveCEX:
         while True:
             await self._pause_before_resend(client, code, attempt)
             attempt += 1
-            seen = await self._look(iface, client, t, spec)
+            seen, _why = await self._look(iface, client, t, spec)
             if seen != "unknown" or attempt >= self.settings.submit_retries:
                 return seen, attempt
 
     async def _look(
-        self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any]
-    ) -> str:
-        """One lookup by client id: "found" (then recorded and followed), "absent" or "unknown"."""
+        self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any],
+        *, between_resends: bool = True,
+    ) -> tuple[str, str]:
+        """One lookup by client id: ("found" (then recorded and followed) | "absent" | "unknown", why).
+        Between resends the answer does not close the circuit breaker (`VenueClient.check`)."""
         order_id, params = parse.lookup_by_client_id(t.venue, t.client_order_id)
+        fetch = client.check if between_resends else client.call
         try:
-            answer = await client.check("fetch_order", order_id, t.symbol, params)
+            answer = await fetch("fetch_order", order_id, t.symbol, params)
         except ccxt.OrderNotFound:
-            return "absent"
+            return "absent", f"no order with client order id {t.client_order_id} at {t.venue}"
         except ccxt.BaseError as e:
-            log.info("%s: lookup of %s after a rejection failed: %s",
-                     t.venue, t.client_order_id, parse.reason(e, client.secrets))
-            return "unknown"
-        log.warning("%s: order %s was rejected but exists at the venue; not sending it again",
-                    t.venue, t.client_order_id)
+            why = parse.reason(e, client.secrets)
+            log.info("%s: lookup of %s failed: %s", t.venue, t.client_order_id, why)
+            return "unknown", why
+        if between_resends:
+            log.warning("%s: order %s was rejected but exists at the venue; not sending it again",
+                        t.venue, t.client_order_id)
         await self._adopt(iface, client, t, spec, answer)
-        return "found"
+        return "found", ""
 
     async def _adopt(
         self, iface: BaseExecutionInterface, client: VenueClient, t: Tracked, spec: dict[str, Any],
@@ -593,19 +599,12 @@ class LiveCEX:
     ) -> tuple[str, str]:
         """Look the order up by client order id (bounded, with backoff); never send it again."""
         logger = iface.logger
-        order_id, params = parse.lookup_by_client_id(t.venue, t.client_order_id)
         errors, last = 0, ""
         for attempt in range(attempts):
-            try:
-                answer = await client.call("fetch_order", order_id, t.symbol, params)
-            except ccxt.OrderNotFound:
-                last = f"no order with client order id {t.client_order_id} at {t.venue}"
-            except ccxt.BaseError as e:
-                errors += 1
-                last = parse.reason(e, client.secrets)
-            else:
-                await self._adopt(iface, client, t, spec, answer)
+            seen, last = await self._look(iface, client, t, spec, between_resends=False)
+            if seen == "found":
                 return "", ""
+            errors += seen == "unknown"
             if attempt + 1 < attempts:
                 await asyncio.sleep(self.settings.lookup_backoff_s * (2**attempt))
         if errors == 0 and record_not_found:

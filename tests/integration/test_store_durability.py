@@ -100,6 +100,13 @@ def test_sqlite_normal_ledger_is_left_alone(tmp_path: Path) -> None:
         ledger.close()
 
 
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Ledger]:
+    ledger = Ledger.open(pg_url, create=True)
+    yield ledger
+    ledger.close()
+
+
 def _synchronous_commit_inside(ledger: Ledger, durable: bool) -> str:
     """Call the insert function in a transaction that is rolled back, and read the setting it left."""
     rec: Any = ledger.recorder
@@ -112,30 +119,22 @@ def _synchronous_commit_inside(ledger: Ledger, durable: bool) -> str:
         return str(cur.fetchone()["s"])
 
 
-def test_postgres_function_turns_synchronous_commit_off_only_for_relaxed_commits(pg_url: str) -> None:
-    ledger = Ledger.open(pg_url, create=True)
-    try:
-        assert _synchronous_commit_inside(ledger, durable=False) == "off"
-        assert _synchronous_commit_inside(ledger, durable=True) == "on"
-        assert ledger.max_notification_id() == 0  # both probes were rolled back
-    finally:
-        ledger.close()
+def test_postgres_function_turns_synchronous_commit_off_only_for_relaxed_commits(pg: Ledger) -> None:
+    assert _synchronous_commit_inside(pg, durable=False) == "off"
+    assert _synchronous_commit_inside(pg, durable=True) == "on"
+    assert pg.max_notification_id() == 0  # both probes were rolled back
 
 
-def test_postgres_batches_keep_their_order_and_ids(pg_url: str) -> None:
-    ledger = Ledger.open(pg_url, create=True)
-    try:
-        venue = VenueLedger.open("main", "bybit", "cex", T0)
-        ledger.save(venue)
-        first = ledger.save_events(deposits(venue, 5, "r"), [venue], durable=False)
-        second = ledger.save_events(deposits(venue, 3, "w"), [venue])
-        ids = [n for n, _ in first + second]
-        assert ids == list(range(2, 10))
-        stored = ledger.notification_log.select(2, 8)
-        assert [(n.originator_version, n.id) for n in stored] == [(v, v) for v in range(2, 10)]
-        assert verify_chain(ledger).ok  # type: ignore[attr-defined]
-    finally:
-        ledger.close()
+def test_postgres_batches_keep_their_order_and_ids(pg: Ledger) -> None:
+    venue = VenueLedger.open("main", "bybit", "cex", T0)
+    pg.save(venue)
+    first = pg.save_events(deposits(venue, 5, "r"), [venue], durable=False)
+    second = pg.save_events(deposits(venue, 3, "w"), [venue])
+    ids = [n for n, _ in first + second]
+    assert ids == list(range(2, 10))
+    stored = pg.notification_log.select(2, 8)
+    assert [(n.originator_version, n.id) for n in stored] == [(v, v) for v in range(2, 10)]
+    assert verify_chain(pg).ok  # type: ignore[attr-defined]
 
 
 def _schema(url: str) -> str:
@@ -248,13 +247,9 @@ def test_recorder_sync_puts_relaxed_commits_on_disk_once(tmp_path: Path) -> None
         ledger.close()
 
 
-def test_postgres_sync_is_safe_to_call(pg_url: str) -> None:
-    ledger = Ledger.open(pg_url, create=True)
-    try:
-        venue = VenueLedger.open("main", "okx", "cex", T0)
-        ledger.save(venue)
-        ledger.save_events(deposits(venue, 1, "r"), [venue], durable=False)
-        ledger.sync()  # the WAL writer flushes asynchronous commits by itself
-        assert ledger.max_notification_id() == 2
-    finally:
-        ledger.close()
+def test_postgres_sync_is_safe_to_call(pg: Ledger) -> None:
+    venue = VenueLedger.open("main", "okx", "cex", T0)
+    pg.save(venue)
+    pg.save_events(deposits(venue, 1, "r"), [venue], durable=False)
+    pg.sync()  # the WAL writer flushes asynchronous commits by itself
+    assert pg.max_notification_id() == 2
