@@ -16,6 +16,8 @@ settings.register_profile(
     "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+pytest_plugins = ["tests.guard"]  # no test reads outside the repository
+
 PG_DSN = os.environ.get("LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Deploy the real Aave v3 market from the @aave/core-v3 npm artifacts onto anvil.
 
-The order follows shared/notes/anvil-aave.md: test assets, PoolAddressesProvider, ACLManager, the
+The order (each step needs what the earlier ones deployed): test assets, PoolAddressesProvider, ACLManager, the
 logic libraries, the linked Pool and PoolConfigurator (proxied by the provider), data provider,
 oracle with mock Chainlink feeds, token implementations, reserves, risk parameters, then seed
 liquidity so borrows never hit the rate strategy's underflow on an empty reserve.

@@ -2,7 +2,7 @@
 
 `AnvilNode` owns the process (sync, no web3 needed). `AnvilControl` wraps the anvil/evm RPCs for an
 ``AsyncWeb3`` client: snapshots, mining, automine, timestamps, balances, dropping transactions and
-reorgs, with guards for the traps listed in shared/notes/anvil-aave.md.
+reorgs, with guards for the traps listed in tests/chain/README.md.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ CONTRACTS_DIR = CHAIN_DIR / "contracts"
 BUILD_DIR = CHAIN_DIR / "build"
 
 # The platform package is depended on directly: the @foundry-rs/anvil wrapper's lock file lists
-# platform packages this registry doesn't serve, which breaks `npm ci` (see shared notes).
+# platform packages this registry doesn't serve, which breaks `npm ci`.
 ANVIL_REL = "@foundry-rs/anvil-linux-amd64/bin/anvil"
 SOLCJS_REL = "solc/solc.js"
 AAVE_ARTIFACTS_REL = "@aave/core-v3/artifacts/contracts"

@@ -1,4 +1,4 @@
-"""ccxt's own request fixtures (shared/oracles/ccxt-static-requests.json) replayed to the emulator.
+"""ccxt's own request fixtures (tests/fixtures/oracles/ccxt-static-requests.json) replayed to the emulator.
 
 The emulator must receive exactly the parameters ccxt's repository says ccxt sends, so its request
 parsing is checked against ccxt's belief, not against our own.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
@@ -17,25 +15,19 @@ import ccxt.async_support as ccxt
 import pytest
 
 from tests.emulator import Emulator, make_client
+from tests.paths import FIXTURES
 
 pytest_plugins = ["tests.emulator.fixtures"]
 
-SHARED = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[3] / "shared"))
-ORACLE = SHARED / "oracles" / "ccxt-static-requests.json"
+ORACLE = FIXTURES / "oracles" / "ccxt-static-requests.json"
 
 
 def _load() -> dict[str, Any]:
-    if not ORACLE.exists():
-        if os.environ.get("CI"):
-            raise FileNotFoundError(ORACLE)
-        pytest.skip(f"{ORACLE} is absent")
-    return json.loads(ORACLE.read_text())
+    return json.loads(ORACLE.read_text())  # type: ignore[no-any-return]
 
 
 def _cases() -> list[tuple[str, str, dict[str, Any]]]:
-    if not ORACLE.exists():
-        return []
-    data = json.loads(ORACLE.read_text())
+    data = _load()
     out = []
     for venue in ("binance", "bybit", "okx"):
         for method, cases in data[venue]["methods"].items():

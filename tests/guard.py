@@ -1,0 +1,165 @@
+"""A test-session guard: no test may read or write outside the repository and the temporary folders.
+
+The repository must stand alone: the market data and fixtures its tests use ship in `data/` and
+`tests/fixtures/`. A Python audit hook (PEP 578) sees every file the test process opens (`open`,
+`os.listdir`, `os.scandir`, `sqlite3.connect`) and every path handed to a child process
+(`subprocess.Popen` arguments and working folder), and records those outside the allowed places.
+A test that caused one fails at teardown, naming the path; one found while collecting stops the run.
+Recording (instead of raising inside the hook) means code that catches `OSError` cannot hide it.
+
+Allowed: the repository (its `.venv` and `node_modules` included), the temporary folder, the Python
+installation, and the operating system's own folders (`/dev`, `/proc`, `/sys`, `/etc`, `/usr`, ...)
+that interpreters, TLS and native libraries read, and the user's font folders (matplotlib lists them). Everything else — the repository's parent folder
+first of all — is a violation. The guard is registered by tests/conftest.py, so it is on in every run.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEM = ("/dev", "/proc", "/sys", "/etc", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/run", "/var/lib",
+          "/var/run", "/var/cache/fontconfig", "/nix")
+
+
+def _roots() -> tuple[str, ...]:
+    places = {str(REPO), tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()), *SYSTEM}
+    places |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    places |= {p for p in sysconfig.get_paths().values() if p}
+    places |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    home = os.path.expanduser("~")
+    places |= {os.path.join(home, ".fonts"), os.path.join(home, ".local", "share", "fonts")}  # matplotlib
+    places |= {os.path.realpath(p) for p in list(places)}
+    return tuple(sorted(p.rstrip("/") or "/" for p in places))
+
+
+ROOTS = _roots()
+violations: list[str] = []
+
+
+def allowed(path: str) -> bool:
+    """Whether `path` (absolute or relative to the current folder) lies inside an allowed place."""
+    full = os.path.abspath(path)
+    return any(full == root or full.startswith(root + "/") for root in ROOTS)
+
+
+def _check(path: Any, what: str) -> None:
+    if isinstance(path, int) or path is None:  # an open file descriptor, or no path at all
+        return
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str) or not text or text == ":memory:":
+        return
+    if text.startswith("file:"):  # an SQLite URI: the path sits between `file:` and `?`
+        if "mode=memory" in text:
+            return
+        text = text[5:].split("?", 1)[0]
+        if not text:
+            return
+    if not allowed(text):
+        violations.append(f"{what} {os.path.abspath(text)}")
+
+
+def _argument_paths(args: Any, cwd: Any) -> Iterator[tuple[str, str]]:
+    if cwd is not None:
+        yield os.fspath(cwd), "a child process working in"
+    base = os.fspath(cwd) if cwd is not None else os.getcwd()
+    items = [args] if isinstance(args, str | bytes | os.PathLike) else list(args or [])
+    for item in items[1:]:  # the program itself may live anywhere on PATH
+        text = os.fsdecode(item) if isinstance(item, bytes) else str(item)
+        part = text.split("=", 1)[-1]  # --data=PATH as well as PATH
+        if part.startswith(("/", "./", "../", "~")):
+            yield os.path.join(base, os.path.expanduser(part)), "a child process given"
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open":
+        _check(args[0], "opened")
+    elif event in ("os.listdir", "os.scandir"):
+        _check(args[0] if args else None, "listed")
+    elif event == "sqlite3.connect":
+        _check(args[0], "opened the SQLite database")
+    elif event == "subprocess.Popen":
+        _exe, popen_args, cwd, _env = args
+        for path, what in _argument_paths(popen_args, cwd):
+            _check(path, what)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Add the audit hook once per process (hooks cannot be removed; the flag keeps it single)."""
+    global _installed
+    if not _installed:
+        sys.addaudithook(_hook)
+        _installed = True
+
+
+def take() -> list[str]:
+    """The violations recorded since the last call, cleared."""
+    found = list(dict.fromkeys(violations))
+    violations.clear()
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # matplotlib keeps its font cache in the home folder unless told otherwise: keep it in the temp folder
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "execution-ledger-matplotlib"))
+    install()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    found = take()
+    if found:
+        raise pytest.UsageError(
+            "tests read outside the repository while being collected (tests/guard.py): " + "; ".join(found)
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = take()
+    if found:
+        print("\nerror: paths outside the repository were used after the last test (tests/guard.py): "
+              + "; ".join(found), file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The test itself (and its fixtures' set-up) fails when it used a path outside."""
+    result = yield
+    found = take()
+    if found:
+        pytest.fail(
+            "this test used paths outside the repository and the temporary folders (tests/guard.py): "
+            + "; ".join(found),
+            pytrace=False,
+        )
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _stay_inside_the_repository() -> Iterator[None]:
+    earlier = take()
+    if earlier:  # a module or session fixture's teardown, between two tests
+        pytest.fail("a fixture used paths outside the repository and the temporary folders between tests "
+                    "(tests/guard.py): " + "; ".join(earlier), pytrace=False)
+    yield
+    found = take()
+    if found:  # the teardown of one of the test's fixtures
+        pytest.fail(
+            "a fixture's teardown used paths outside the repository and the temporary folders "
+            "(tests/guard.py): " + "; ".join(found),
+            pytrace=False,
+        )
