@@ -14,6 +14,8 @@ from ledger.engine import EventDrivenStrategyEngine
 from ledger.marketdata import (
     DataError,
     MarketData,
+    availability,
+    availability_of,
     gas_units,
     generate,
     load_event_log,
@@ -90,6 +92,37 @@ def load_data(
     return generate(seed, first, final + step, btc=any(n.startswith("btc") for n in needs))
 
 
+def load_for(
+    strategy: Strategy,
+    *,
+    data_dir: Path | None,
+    seed: int,
+    start: datetime | None,
+    end: datetime | None,
+    days: int | None,
+    fill: str = "error",
+) -> MarketData:
+    """`load_data` for a strategy, fitted to the venues the data has over the window first.
+
+    With the seed data folder, which venues can serve the window is known from the files before they are
+    loaded (`marketdata.availability`), so the strategy's `fit` can drop a venue (and say so in its
+    notes) before the series it needs are read; other data is loaded first and fitted to the venues its
+    rows and funding hold. A strategy without `fit` or `data_needs` is loaded as it is."""
+    fit = getattr(strategy, "fit", None)
+    needs: Callable[[], Sequence[str]] = getattr(strategy, "data_needs", lambda: ())
+    step = timedelta(hours=1)
+    last = end if end is not None else (start + timedelta(days=days) if start and days else None)
+    root = seed_root(data_dir) if data_dir is not None else None
+    if fit is not None and root is not None and start is not None and last is not None and needs():
+        fit(availability(root, start, last + step, needs()))
+        fit = None
+    market = load_data(data_dir=data_dir, seed=seed, start=start, end=end, days=days, needs=needs(),
+                       fill=fill)
+    if fit is not None:
+        fit(availability_of(market))
+    return market
+
+
 def seed_overrides(data_dir: Path | None) -> dict[str, Any]:
     """With the seed data, the seed's own execution-cost table and gas units per operation."""
     root = seed_root(data_dir) if data_dir is not None else None
@@ -108,9 +141,10 @@ def build_config(
     params: Mapping[str, Any] | None = None,
     data_spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The engine config of a run. `params` (the strategy's arguments) and `data_spec` (how the data was
-    chosen: kind, path, window, seed, fill) are recorded too, so `ledger replay rerun` can repeat it;
-    the data path itself stays out of the recorded config and goes to `SessionStarted.data_source`."""
+    """The engine config of a run. `params` (every effective parameter, `ledger.strategies.recorded`, once
+    the strategy was fitted to the data) and `data_spec` (how the data was chosen: kind, path, window,
+    seed, fill) are recorded too, so `ledger replay rerun` can repeat it; the data path itself stays out
+    of the recorded config and goes to `SessionStarted.data_source`."""
     config = merge(strategy.config(), overrides or {})
     recorded: dict[str, Any] = {}
     if params:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aggregates.errors import InstructionError, LedgerError
+from ledger.strategies.params import StrategyConfigError
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -59,21 +61,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _params(items: list[str]) -> dict[str, Any]:
-    """NAME=VALUE pairs; values are JSON (numbers become Decimal), or plain text."""
-    out: dict[str, Any] = {}
+def _params(items: list[str]) -> dict[str, str]:
+    """`--param NAME=VALUE` pairs as text; the strategy's parameter declarations type and check them
+    (`ledger.strategies.create`)."""
+    out: dict[str, str] = {}
     for item in items:
         name, sep, text = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise _fail(f"--param: expected NAME=VALUE, got {item!r}")
-        try:
-            value = json.loads(text, parse_float=Decimal, parse_int=Decimal)
-        except ValueError:
-            value = text
-        if isinstance(value, dict):
-            value = {k: Decimal(str(v)) for k, v in value.items()}
-        out[name.strip()] = int(value) if name.strip() in ("max_loops",) else value
+        if name == "capital":
+            raise _fail("--param capital: set the capital with --capital")
+        if name in out:
+            raise _fail(f"--param {name}: given twice ({out[name]!r} and {text!r})")
+        out[name] = text
     return out
+
+
+def _param_error(error: StrategyConfigError, given: Mapping[str, Any], config: Path | None) -> str:
+    """The error with where the parameter came from: `--param NAME: …` or `CONFIG: [strategy_params] …`."""
+    if error.param is not None and error.param in given:
+        return f"--param {error}"
+    if error.param is not None and config is not None:
+        return f"{config}: [strategy_params] {error}"
+    return str(error)
+
+
+def _param_help() -> str:
+    """`--param`'s help: each strategy's parameter names (`ledger strategies NAME` has the details)."""
+    from ledger.strategies import STRATEGIES, params_of
+
+    names = "; ".join(
+        f"{name}: {', '.join(p.name for p in params_of(factory) if p.name != 'capital')}"
+        for name, factory in sorted(STRATEGIES.items())
+    )
+    return (f"Strategy parameter NAME=VALUE (repeatable; hedge_split takes JSON such as "
+            f"'{{\"binance\": 0.55, \"bybit\": 0.45}}'). Parameters — {names}. `ledger strategies NAME` "
+            f"shows each one's type, default, range and meaning.")
 
 
 def _kind(data: Path | None) -> str:
@@ -133,9 +157,7 @@ def backtest(
     fill: Annotated[
         str, typer.Option(help="Gaps in seed data: 'error' (default) or 'previous' (carried, noted).")
     ] = "error",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", help="Strategy parameter NAME=VALUE (repeatable).")
-    ] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help=_param_help())] = None,
     strategy: Annotated[
         str, typer.Option(help="Strategy name (`ledger strategies` lists them).")
     ] = "demo_basis",
@@ -149,10 +171,10 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Run a strategy over market data through the execution interfaces into a fresh ledger."""
-    from ledger.backtest import build_config, load_data, merge, run_backtest, seed_overrides
+    from ledger.backtest import build_config, load_for, merge, run_backtest, seed_overrides
     from ledger.config import load_config
     from ledger.report import render_console, write_report
-    from ledger.strategies import create
+    from ledger.strategies import create, recorded
 
     first, last = _when(start, "--start"), _when(end, "--end")
     if days is not None and days <= 0:
@@ -169,11 +191,16 @@ def backtest(
         raise _fail(f"--fill: expected error or previous, got {fill!r}")
     try:
         overrides = load_config(config) if config is not None else {}
-        params = {**(overrides.pop("strategy_params", None) or {}), **_params(param or [])}
-        chosen = create(strategy, capital=amount, **params)
-        _prepare_report(report)
-        needs = chosen.data_needs() if hasattr(chosen, "data_needs") else ()
-        market = load_data(data_dir=data, seed=seed, start=first, end=last, days=days, needs=needs, fill=fill)
+        from_config = dict(overrides.pop("strategy_params", None) or {})
+        if "capital" in from_config:
+            raise _fail(f"{config}: [strategy_params] capital: set the capital with --capital")
+        given = _params(param or [])
+        try:
+            chosen = create(strategy, capital=amount, **{**from_config, **given})
+            _prepare_report(report)
+            market = load_for(chosen, data_dir=data, seed=seed, start=first, end=last, days=days, fill=fill)
+        except StrategyConfigError as e:
+            raise _fail(_param_error(e, given, config)) from None
         overrides = merge(seed_overrides(data), overrides)
         spec = {
             "kind": _kind(data),
@@ -190,7 +217,7 @@ def backtest(
             db=_prepare_db(db, force),
             seed=seed,
             overrides=overrides,
-            params={"capital": str(amount), **params},
+            params=recorded(chosen),  # every effective value, so `ledger replay rerun` repeats the run
             data_spec=spec,
         )
         with Progress(
@@ -221,13 +248,36 @@ def backtest(
     render_console(summary, console, equity=result.equity)  # ends with the `digest: <hex>` line
 
 
-def strategies(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the strategies `ledger backtest --strategy` accepts."""
-    from ledger.strategies import STRATEGIES
+def strategies(
+    name: Annotated[
+        str | None, typer.Argument(help="A strategy: show its parameters (type, default, range, meaning).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the strategies `ledger backtest --strategy` accepts, or one strategy's parameters."""
+    from ledger.strategies import STRATEGIES, factory_of, params_of
 
-    rows = {name: factory().description for name, factory in sorted(STRATEGIES.items())}
-    if as_json:
-        print(json.dumps(rows))
+    if name is None:
+        rows = {key: factory.description for key, factory in sorted(STRATEGIES.items())}
+        if as_json:
+            print(json.dumps(rows))
+            return
+        for key, text in rows.items():
+            print(f"{key:<34} {text}")
+        print("`ledger strategies NAME` shows a strategy's parameters")
         return
-    for name, text in rows.items():
-        console.print(f"{name:<34} {text}", highlight=False)
+    try:
+        factory = factory_of(name)
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    table = [{"name": p.name, "type": p.type_name(), "default": p.text(p.default), "range": p.range_text(),
+              "meaning": p.meaning} for p in params_of(factory)]
+    if as_json:
+        print(json.dumps({"name": name, "description": factory.description, "parameters": table}))
+        return
+    print(f"{name}: {factory.description}")
+    print("Set with --param NAME=VALUE (capital with --capital) or a config's [strategy_params].")
+    columns = ("name", "type", "default", "range", "meaning")
+    widths = {c: max(len(c), *(len(row[c]) for row in table)) for c in columns[:-1]}
+    for row in [dict(zip(columns, columns, strict=True)), *table]:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns[:-1]) + "  " + row["meaning"])

@@ -108,7 +108,7 @@ def typed_params(params: Mapping[str, Any]) -> dict[str, Any]:
             parsed = text
         if isinstance(parsed, dict):
             parsed = {k: Decimal(str(v)) for k, v in parsed.items()}
-        out[name] = int(parsed) if name == "max_loops" else parsed
+        out[name] = parsed  # the strategy's parameter declarations give each its type (`create`)
     return out
 
 

@@ -8,9 +8,10 @@ A test that caused one fails at teardown, naming the path; one found while colle
 Recording (instead of raising inside the hook) means code that catches `OSError` cannot hide it.
 
 Allowed: the repository (its `.venv` and `node_modules` included), the temporary folder, the Python
-installation, and the operating system's own folders (`/dev`, `/proc`, `/sys`, `/etc`, `/usr`, ...)
-that interpreters, TLS and native libraries read, and the user's font folders (matplotlib lists them). Everything else — the repository's parent folder
-first of all — is a violation. The guard is registered by tests/conftest.py, so it is on in every run.
+installation, the operating system's own folders (`/dev`, `/proc`, `/sys`, `/etc`, `/usr`, ...) that
+interpreters, TLS and native libraries read, and the user's font folders (matplotlib lists them).
+Everything else — the repository's parent folder first of all — is a violation. The guard is
+registered by tests/conftest.py, so it is on in every run.
 """
 
 from __future__ import annotations

@@ -5,13 +5,18 @@ Needs (`NEEDS`), optionally narrowed to venues as `"eth_perp:binance,bybit"`:
 
 - `eth_spot` / `btc_spot`: `{venue}_{base}_spot_price` (binance, bybit) = 1h candle close stamped at the
   candle's open hour (as `load_folder`), and `{base}_usd_price` = the first listed venue's spot price.
+- `eth_oracle`: `eth_usd_price` = the Aave WETH/USD oracle (`oracle_price_usd`, hourly, linearly
+  interpolated between daily snapshots), the price an on-chain strategy values ETH at; it is complete
+  2024-01-01 01:00 → 2025-09-29, where Binance ETH spot lacks most 00:00 bars after 2025-03-11. It cannot be
+  combined with `eth_spot`, which sets `eth_usd_price` too.
 - `eth_perp` / `btc_perp`: `{venue}_{base}_perp_price` (binance, bybit, okx); the seed has no OKX BTC
-  perp and OKX ETH perp starts 2024-08-01, so ask for `"…_perp:binance,bybit"` before that.
+  perp and OKX ETH perp starts 2024-08-01 (`availability` tells which venues a window has).
 - `funding_eth` / `funding_btc`: `FundingPoint`s at 00/08/16 UTC per venue (binance, bybit, okx).
 - `aave`: `aave_{usdt,weth,weeth,wsteth}_{supply,borrow}_index` (liquidityIndex, variableBorrowIndex)
-  and `_apy` (currentLiquidityRate, currentVariableBorrowRate: the snapshot's APR, informational).
-  USDT and WETH have daily snapshots only: each hour takes the last snapshot (a step), so accrual over
-  whole days equals the index ratio exactly. weETH and wstETH come from the source's hourly files.
+  and `_apy` (currentLiquidityRate, currentVariableBorrowRate: the snapshot's APR, informational);
+  `"aave:usdt"` narrows it to some assets. USDT and WETH have daily snapshots only: each hour takes the
+  last snapshot (a step), so accrual over whole days equals the index ratio exactly. weETH and wstETH
+  come from the source's hourly files (which start 2024-05-12 01:00).
 - `staking`: `weeth_eth_rate`, `wsteth_eth_rate` (Aave oracle ratios), `weeth_oracle_usd_price`,
   `wsteth_oracle_usd_price` (Aave USD oracle), `staking_apr` (weETH `base_staking_apr` of day D, from
   D+1 00:00 when the day it measures is over). The USD oracle is interpolated between daily snapshots
@@ -22,19 +27,20 @@ Needs (`NEEDS`), optionally narrowed to venues as `"eth_perp:binance,bybit"`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from ledger.marketdata.frame import DataError, FundingPoint, MarketData
-from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, read_table
+from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, file_span, read_table
 
 HOUR, DAY, FUNDING_EVERY = timedelta(hours=1), timedelta(days=1), timedelta(hours=8)
 ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP = "eth_spot", "btc_spot", "eth_perp", "btc_perp"
 FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS = "funding_eth", "funding_btc", "aave", "staking", "gas"
-NEEDS = (ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP, FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS)
+ETH_ORACLE = "eth_oracle"
+NEEDS = (ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP, FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS, ETH_ORACLE)
 FILLS = ("error", "previous")
 # need -> (market, base, venues it covers by default)
 VENUE_NEEDS = {
@@ -69,7 +75,7 @@ COLUMNS = {"spot": ("timestamp", "close"), "perp": ("timestamp", "close"),
            "funding": ("funding_timestamp", "funding_rate")}
 TIME_COLUMN = {"binance/spot/Binance_ETHUSDT_1h.csv": "date"}
 ABSENT = {("perp", "btc", "okx"): "the seed data has no OKX BTC perp OHLCV (not in the source repository, "
-                                  "see seed/README.md); ask for 'btc_perp:binance,bybit'"}
+                                  "see seed/README.md)"}
 _R, _O = "seed/protocol_data/aave/rates/aave_v3_aave-v3-ethereum", "seed/protocol_data/aave/oracle"
 AAVE_FILES = {  # asset -> (file, time column, cadence)
     "usdt": (f"{_R}_USDT_rates_2024-01-01_2025-09-18.csv", "targetDate", DAY),
@@ -93,9 +99,14 @@ STAKING_FILES = {  # key -> (file, time column, value column, cadence, shift)
 }
 GAS_FILE = ("seed/blockchain_data/gas_prices/ethereum_gas_prices_2024-01-01_2025-09-26.csv", "timestamp",
             "gas_price_gwei")
+ETH_ORACLE_FILE = (f"{_O}/WETH_USD_oracle_2024-01-01_2025-09-18.csv", "timestamp", "oracle_price_usd")
+CHOICES = {AAVE: tuple(AAVE_FILES)}  # needs narrowed to some of these (`aave:usdt`), not to venues
 CAVEATS = {
-    AAVE: "aave: usdt/weth indexes and rates hold the last daily 00:00 snapshot each hour; weeth/wsteth "
-          "come from the source's hourly files, interpolated towards the next day's snapshot",
+    AAVE: "{daily} indexes and rates hold the last daily 00:00 snapshot each hour",
+    "aave_hourly": "{hourly} come from the source's hourly files, interpolated towards the next day's "
+                   "snapshot",
+    ETH_ORACLE: "eth_usd_price: the Aave WETH/USD oracle (seed/protocol_data/aave/oracle), linearly "
+                "interpolated between daily snapshots; no exchange price is used",
     STAKING: "staking: *_eth_rate and *_oracle_usd_price are Aave oracle values linearly interpolated "
              "between daily snapshots; staking_apr is weETH's daily base_staking_apr, available the next day",
     "okx_funding": "okx funding: stamps may be 8-16 h off Binance/Bybit settlement times (seed/README.md)",
@@ -115,7 +126,7 @@ class Series:
 
 
 def parse_needs(needs: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """need -> venues (empty for needs without venues); `"name:v1,v2"` narrows a need's venues."""
+    """need -> venues (assets for `aave`; empty for needs without either); `"name:v1,v2"` narrows a need."""
     out: dict[str, tuple[str, ...]] = {}
     if isinstance(needs, str) or not needs:
         raise DataError(f"seed data: needs must be a non-empty list of {', '.join(NEEDS)}, got {needs!r}")
@@ -123,13 +134,16 @@ def parse_needs(needs: Sequence[str]) -> dict[str, tuple[str, ...]]:
         name, _, venue_text = need.strip().partition(":")
         if name not in NEEDS:
             raise DataError(f"seed data: unknown need {need!r} (known: {', '.join(NEEDS)})")
-        known = VENUE_NEEDS[name][2] if name in VENUE_NEEDS else ()
+        known = VENUE_NEEDS[name][2] if name in VENUE_NEEDS else CHOICES.get(name, ())
         venues = tuple(v.strip().lower() for v in venue_text.split(",") if v.strip()) if venue_text else known
         unknown = [v for v in venues if v not in known]
         if unknown or (not venues and known):
-            raise DataError(f"seed data: {need!r}: venues must be some of {', '.join(known) or 'none'}")
+            what = "assets" if name in CHOICES else "venues"
+            raise DataError(f"seed data: {need!r}: {what} must be some of {', '.join(known) or 'none'}")
         merged = out.get(name, ())
         out[name] = merged + tuple(v for v in venues if v not in merged)
+    if ETH_ORACLE in out and ETH_SPOT in out:
+        raise DataError(f"seed data: {ETH_ORACLE!r} and {ETH_SPOT!r} both give eth_usd_price; ask for one")
     return out
 
 
@@ -151,12 +165,15 @@ def series_for(needs: dict[str, tuple[str, ...]], start: datetime) -> list[Serie
                     out.append(Series(f"{base}_usd_price", rel, time_col, col))
         elif name == AAVE:
             for asset, (rel, time_col, cadence) in AAVE_FILES.items():
-                out += [Series(f"aave_{asset}_{key}", rel, time_col, col, cadence)
-                        for key, col in AAVE_COLUMNS.items()]
+                if asset in venues:
+                    out += [Series(f"aave_{asset}_{key}", rel, time_col, col, cadence)
+                            for key, col in AAVE_COLUMNS.items()]
         elif name == STAKING:
             out += [Series(k, *spec) for k, spec in STAKING_FILES.items()]
         elif name == GAS:
             out.append(Series("gas_price_gwei", *GAS_FILE))
+        elif name == ETH_ORACLE:
+            out.append(Series("eth_usd_price", *ETH_ORACLE_FILE))
     return out
 
 
@@ -232,6 +249,21 @@ def _funding(root: Path, base: str, venue: str, lo: datetime, hi: datetime, star
     return [FundingPoint(t, venue, base.upper(), table.rows[t][0]) for t in stamps]
 
 
+def _hours(root: Path, start: datetime, end: datetime) -> list[datetime]:
+    """The whole hours in [start, end) of a seed data folder's window; DataError for bad arguments."""
+    if not (root / "seed").is_dir():
+        raise DataError(f"{root}: not a seed data folder (expected {root / 'seed'})")
+    for name, ts in (("start", start), ("end", end)):
+        if not isinstance(ts, datetime) or ts.tzinfo is None:
+            raise DataError(f"seed data: {name} must be an aware UTC datetime, got {ts!r}")
+    first = _floor(start, HOUR)
+    first = first if first == start else first + HOUR
+    times = [first + i * HOUR for i in range(max(0, -(-(end - first) // HOUR)))]
+    if not times:
+        raise DataError(f"seed data: window {start.isoformat()} → {end.isoformat()} holds no whole hour")
+    return times
+
+
 def load_seed(
     root: Path, start: datetime, end: datetime, needs: Sequence[str], fill: str = "error",
 ) -> MarketData:
@@ -242,18 +274,9 @@ def load_seed(
     written to `notes`. A window outside a file's coverage always fails, naming the file's coverage.
     """
     root = Path(root)
-    if not (root / "seed").is_dir():
-        raise DataError(f"{root}: not a seed data folder (expected {root / 'seed'})")
     if fill not in FILLS:
         raise DataError(f"seed data: fill must be one of {', '.join(FILLS)}, got {fill!r}")
-    for name, ts in (("start", start), ("end", end)):
-        if not isinstance(ts, datetime) or ts.tzinfo is None:
-            raise DataError(f"seed data: {name} must be an aware UTC datetime, got {ts!r}")
-    first = _floor(start, HOUR)
-    first = first if first == start else first + HOUR
-    times = [first + i * HOUR for i in range(max(0, -(-(end - first) // HOUR)))]
-    if not times:
-        raise DataError(f"seed data: window {start.isoformat()} → {end.isoformat()} holds no whole hour")
+    times = _hours(root, start, end)
     parsed = parse_needs(needs)
     series = series_for(parsed, times[0])
     hi = times[-1] + HOUR
@@ -286,8 +309,100 @@ def load_seed(
                 funding += _funding(root, VENUE_NEEDS[name][1], venue, times[0], hi, start, end)
             if "okx" in venues:
                 notes.append(CAVEATS["okx_funding"])
+        elif name == AAVE:
+            daily = "/".join(a for a in venues if AAVE_FILES[a][2] == DAY)
+            hourly = "/".join(a for a in venues if AAVE_FILES[a][2] == HOUR)
+            parts = [CAVEATS[AAVE].format(daily=daily)] if daily else []
+            parts += [CAVEATS["aave_hourly"].format(hourly=hourly)] if hourly else []
+            notes.append("aave: " + "; ".join(parts))
         elif name in CAVEATS:
             notes.append(CAVEATS[name])
     rows = [{k: v[i] for k, v in columns.items()} for i in range(len(times))]
     label = ", ".join(needs) + (f"; fill={fill}" if fill != "error" else "")
     return MarketData.build(f"seed data {root} [{label}]", times, rows, funding, list(dict.fromkeys(notes)))
+
+
+# ---- which venues a window has -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Availability:
+    """The venues market data has for each venue need (`eth_perp`, `funding_eth`, `eth_spot`, ...) over
+    a window, and why each other venue is missing; strategies fit their venue weights to it."""
+
+    window: str  # "2024-06-01 → 2024-08-01", for notes and errors
+    venues: Mapping[str, tuple[str, ...]]
+    missing: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (need, venue) -> why
+
+    def has(self, need: str, venue: str) -> bool:
+        return venue in self.venues.get(need, ())
+
+
+def window_text(first: datetime, last: datetime) -> str:
+    """`2024-06-01 → 2024-08-01` (a time shown only when it is not midnight)."""
+
+    def one(ts: datetime) -> str:
+        return ts.date().isoformat() if ts.time() == datetime.min.time() else ts.strftime("%Y-%m-%d %H:%M")
+
+    return f"{one(first)} → {one(last)}"
+
+
+def availability(root: Path, start: datetime, end: datetime, needs: Sequence[str]) -> Availability:
+    """Before loading: the venues of each perp and funding need in `needs` (every venue the seed knows for
+    it, not only the ones a need narrows to; spot needs are not checked: strategies buy spot where they
+    say) whose series can serve [start, end). A venue is missing when its
+    series is ABSENT, its file does not cover the window, or (funding, which is never filled) a
+    settlement in the window is missing or conflicting. Price gaps inside the coverage are not: they fail
+    or are filled when loading (`fill`)."""
+    root = Path(root)
+    times = _hours(root, start, end)
+    hi = times[-1] + HOUR
+    venues: dict[str, tuple[str, ...]] = {}
+    missing: dict[tuple[str, str], str] = {}
+    for name in parse_needs(needs):
+        if name not in VENUE_NEEDS or VENUE_NEEDS[name][0] == "spot":
+            continue
+        market, base, known = VENUE_NEEDS[name]
+        have: list[str] = []
+        for venue in known:
+            why = _unavailable(root, market, base, venue, times, hi, start, end)
+            if why is None:
+                have.append(venue)
+            else:
+                missing[(name, venue)] = why
+        venues[name] = tuple(have)
+    return Availability(window_text(times[0], times[-1]), venues, missing)
+
+
+def _unavailable(root: Path, market: str, base: str, venue: str, times: list[datetime], hi: datetime,
+                 start: datetime, end: datetime) -> str | None:
+    if (market, base, venue) in ABSENT:
+        return ABSENT[(market, base, venue)]
+    if market == "funding":
+        try:
+            _funding(root, base, venue, times[0], hi, start, end)
+        except DataError as e:
+            return str(e)
+        return None
+    rel = VENUE_FILES[(market, base, venue)]
+    first, last = file_span(root, rel, TIME_COLUMN.get(rel, COLUMNS[market][0]), COLUMNS[market][1])
+    if first > times[0] or last < times[-1]:
+        return f"{rel} covers {_stamp(first)} → {_stamp(last)}"
+    return None
+
+
+def availability_of(data: MarketData) -> Availability:
+    """After loading (a folder of files, a recorded log, the synthetic market): the venues whose price
+    keys (`{venue}_{base}_{market}_price`) are in the rows and whose funding points are in the data."""
+    keys = set(data.rows[0]) if data.rows else set()
+    venues: dict[str, tuple[str, ...]] = {}
+    missing: dict[tuple[str, str], str] = {}
+    for name, (market, base, known) in VENUE_NEEDS.items():
+        if market == "funding":
+            found = {p.venue for p in data.funding if p.base == base.upper()}
+            have = [v for v in known if v in found]
+        else:
+            have = [v for v in known if f"{v}_{base}_{market}_price" in keys]
+        venues[name] = tuple(have)
+        missing.update({(name, v): "not in the data" for v in known if v not in have})
+    window = window_text(data.times[0], data.times[-1]) if data.times else "no data"
+    return Availability(window, venues, missing)

@@ -161,6 +161,24 @@ def read_table(
     return Table(path, first, last, rows, parsed)
 
 
+_SPANS: dict[tuple[str, int, int, str], tuple[datetime, datetime]] = {}
+
+
+def file_span(root: Path, rel: str, time_col: str, value_col: str) -> tuple[datetime, datetime]:
+    """The first and last time of a file (no values parsed), remembered per file path, size and mtime."""
+    path = Path(root) / rel
+    try:
+        stat = path.stat()
+    except OSError:
+        raise DataError(f"{path}: no such file") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, time_col)
+    span = _SPANS.get(key)
+    if span is None:
+        table = read_table(root, rel, time_col, (value_col,), EPOCH, EPOCH)
+        span = _SPANS[key] = (table.first, table.last)
+    return span
+
+
 def _show(values: tuple[Decimal, ...]) -> str:
     return "/".join(str(v) for v in values)
 

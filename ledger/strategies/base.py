@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
-
-from projections import reports
+from typing import Any, ClassVar, Protocol
 
 
 class StrategyView:
@@ -39,6 +37,8 @@ class StrategyView:
         return self.monitor.borrowed(venue, asset)  # type: ignore[no-any-return]
 
     def in_transit(self) -> dict[str, Decimal]:
+        from projections import reports  # here, so that listing strategies does not load the SQL views
+
         return reports.in_transit(self.monitor.state)
 
     def margin_use(self, venue: str) -> Decimal | None:
@@ -50,10 +50,19 @@ class StrategyView:
     def wallet(self, venue: str, market_type: str = "spot") -> str:
         return self._engine.execution_interfaces["cex"].wallet(venue, market_type)  # type: ignore[no-any-return]
 
+    def initial_margin(self, venue: str) -> Decimal:
+        """The initial-margin rate the venue's perp orders are checked against (the config's `risk`)."""
+        return self._engine.execution_interfaces["cex"].limits.margin_rate(venue)  # type: ignore[no-any-return]
+
+    def margin(self, venue: str) -> tuple[Decimal, Decimal]:
+        """(margin equity, initial margin required) of the venue's perp wallet at the current marks."""
+        equity, required = self.monitor.margin_equity(venue, self.wallet(venue, "perp"), self._engine.market)
+        return equity, required
+
 
 class Strategy(Protocol):
-    name: str
-    description: str
+    name: ClassVar[str]
+    description: ClassVar[str]
 
     def config(self) -> dict[str, Any]:
         """The engine config this strategy runs with by default (balances, costs, fees, risk)."""

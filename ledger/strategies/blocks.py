@@ -5,37 +5,90 @@ Everything here returns instruction dicts; nothing touches the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from decimal import ROUND_DOWN, Decimal, localcontext
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
-from aggregates.errors import LedgerError
+from aggregates.values import MONEY
 from ledger.strategies.base import StrategyView
+from ledger.strategies.params import Param, weights_json
+
+if TYPE_CHECKING:
+    from ledger.marketdata import Availability
 
 CHAIN = "ethereum"
 ZERO = Decimal(0)
 ONE = Decimal(1)
-
-
-class StrategyConfigError(LedgerError):
-    """A strategy parameter is out of range; the message names it."""
+WEIGHT_QUANTUM = Decimal("1e-18")  # renormalised weights: 18 decimal places, the last one the remainder
+VENUE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX"}
 
 
 def lot(x: Decimal, step: str = "0.001") -> Decimal:
     return x.quantize(Decimal(step), rounding=ROUND_DOWN) if x > 0 else ZERO
 
 
-def check_fraction(name: str, value: Decimal, low: Decimal = ZERO, high: Decimal = ONE) -> None:
-    if not low <= value <= high:
-        raise StrategyConfigError(f"{name}: must be between {low} and {high}, got {value}")
+def renormalise(weights: Mapping[str, Decimal], quantum: Decimal = WEIGHT_QUANTUM) -> dict[str, Decimal]:
+    """`weights` scaled to sum to 1: each w / sum rounded half-even to `quantum` (in venue order), the last
+    venue taking the remainder, so the result sums to exactly 1 (40/30 → 4/7 = 0.571428571428571429 and
+    3/7 = 0.428571428571428571 at the default 1e-18)."""
+    total = sum(weights.values(), ZERO)
+    names = sorted(weights)
+    with localcontext(MONEY):
+        out = {v: (weights[v] / total).quantize(quantum) for v in names[:-1]}
+        out[names[-1]] = ONE - sum(out.values(), ZERO)
+    return out
 
 
-def check_weights(name: str, weights: Mapping[str, Decimal]) -> None:
-    if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) != ONE:
-        raise StrategyConfigError(
-            f"{name}: weights must be non-negative and sum to 1, got "
-            + ", ".join(f"{k}={v}" for k, v in sorted(weights.items()))
-        )
+def hedgeable(data: Availability, base: str, venue: str) -> bool:
+    """The data has the venue's perp and its funding for the window."""
+    return data.has(f"{base.lower()}_perp", venue) and data.has(f"funding_{base.lower()}", venue)
+
+
+def lacking(data: Availability, base: str, venue: str) -> str:
+    """What keeps a venue from hedging, e.g. "no OKX ETH perp data"."""
+    what = "perp" if not data.has(f"{base.lower()}_perp", venue) else "funding"
+    return f"no {VENUE_NAMES[venue]} {base} {what} data"
+
+
+def fit_weights(
+    param: Param,
+    weights: Mapping[str, Decimal],
+    usable: Collection[str],
+    *,
+    explicit: bool,
+    lacking: Callable[[str], str],
+    window: str,
+) -> tuple[dict[str, Decimal], str | None]:
+    """Venue weights over the venues the data has (`usable`) for `window`, and a note when they changed.
+
+    Every weighted venue usable: unchanged. Otherwise the default is renormalised over its usable venues
+    (the note names what is missing and the new weights as fractions); weights the user gave (`explicit`)
+    that name a missing venue are refused, with a `--param` over the usable venues to pass instead.
+    `lacking(venue)` says what the venue lacks, e.g. "no OKX ETH perp data"."""
+    absent = [v for v, w in sorted(weights.items()) if w and v not in usable]
+    if not absent:
+        return dict(weights), None
+    kept = {v: w for v, w in sorted(weights.items()) if w and v in usable}
+    what = "; ".join(lacking(v) for v in absent)
+    if explicit or not kept:
+        base = kept or {v: ONE for v in sorted(usable)}
+        if not base:
+            raise param.fail(f"{what} for {window}, and no other venue has it")
+        example = weights_json(renormalise(base, Decimal("0.01")))
+        raise param.fail(f"{what} for {window}; pass --param '{param.name}={example}' (venues with data: "
+                         f"{', '.join(sorted(usable))})")
+    fitted = renormalise(kept)
+    total = sum((Fraction(w) for w in kept.values()), Fraction(0))
+    shares = ", ".join(f"{v} {Fraction(w) / total}" for v, w in kept.items())
+    split = "/".join(_percent(w) for _v, w in sorted(weights.items()))
+    return fitted, (f"{param.name}: {what} for {window}; the default {split} split was renormalised to "
+                    f"{shares}")
+
+
+def _percent(weight: Decimal) -> str:
+    text = format(weight * 100, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def spot(venue: str, base: str, side: str, amount: Decimal) -> dict[str, Any]:

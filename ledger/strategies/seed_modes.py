@@ -1,66 +1,83 @@
 """The seed system's strategy modes (SPEC §11), built only on the execution interfaces.
 
 Each mode is a small state machine over `decide(ts, market, view)`: set up the book once, then keep it
-inside its limits (delta tolerance, LTV, health factor). Parameters are fractions of the capital, so a
-mode scales with `--capital`; `validate()` refuses out-of-range parameters before anything is written.
+inside its limits (delta tolerance, LTV, health factor). Its parameters are the fields made from a
+`Param` (`ledger strategies NAME` shows them); they are fractions of the capital, so a mode scales with
+`--capital`, and `ledger.strategies.create` refuses unknown and out-of-range ones before anything is
+written. Class constants (name, description, target_apy, base, needs) and run state (phase, notes,
+loops) are not parameters.
+
+Data: a mode reads only the series in its `needs`. The hedged modes `fit` `hedge_split` to the venues the
+data has for the window before it is loaded: the default 40/30/30 drops a venue without perp or funding
+data (no OKX ETH perp before 2024-08-01, no OKX BTC perp at all) and is renormalised over the rest
+(`blocks.renormalise`: 4/7 and 3/7 to 18 decimal places, summing to exactly 1), with a note; a split the
+user gave that names such a venue is refused. `pure_lending` values its ETH gas reserve at the Aave
+WETH/USD oracle (the `eth_oracle` need: the price AAVE itself uses), so it needs no exchange price.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ledger.strategies import blocks as b
 from ledger.strategies.base import StrategyView
+from ledger.strategies.params import CAPITAL, DECIMAL, GAS_RESERVE, INT, WEIGHTS, Param
+
+if TYPE_CHECKING:
+    from ledger.marketdata import Availability
 
 D = Decimal
 SPLIT = {"binance": D("0.4"), "bybit": D("0.3"), "okx": D("0.3")}
+PERP_VENUES = tuple(SPLIT)
+LIQUIDATION_THRESHOLD = D("0.95")  # AAVE e-mode for weETH/WETH (seed risk parameters)
 FEES = {
     "binance": {"SPOT": {"maker": "0.001", "taker": "0.001"}, "PERP": {"maker": "0.0002", "taker": "0.0005"}},
     "bybit": {"PERP": {"maker": "0.0002", "taker": "0.00055"}},
     "okx": {"PERP": {"maker": "0.0002", "taker": "0.0005"}},
 }
 
+HEDGE_SPLIT = Param("hedge_split", WEIGHTS, SPLIT, "perp shorts per venue, JSON {venue: weight}; by default "
+                    "venues without data for the window are dropped and the rest renormalised",
+                    choices=PERP_VENUES)
+DELTA_TOLERANCE = Param("delta_tolerance", DECIMAL, D("0.02"), "re-hedge when |net delta| exceeds this "
+                        "fraction of the hedged amount", low=b.ZERO, high=D("0.5"))
+SPOT_SHARE = Param("spot_share", DECIMAL, D("0.5"), "share of the capital buying spot on Binance; the rest "
+                   "is perp margin split by hedge_split", low=D("0.05"), high=D("0.95"))
+STAKE_SHARE = Param("stake_share", DECIMAL, D("0.5"), "share of the capital bought and staked; the rest is "
+                    "perp margin split by hedge_split", low=D("0.05"), high=D("0.95"))
+TARGET_LTV = Param("target_ltv", DECIMAL, D("0.80"), "AAVE loan-to-value (debt / collateral in ETH) the "
+                   "loop borrows up to", low=b.ZERO, high_param="max_ltv")
+MAX_LTV = Param("max_ltv", DECIMAL, D("0.86"), "deleverage above this loan-to-value (below the e-mode "
+                "liquidation threshold 0.95)", low=b.ZERO, high=LIQUIDATION_THRESHOLD, open_high=True)
+MAX_LOOPS = Param("max_loops", INT, 8, "borrow-stake-supply turns of the leverage loop", low=b.ZERO,
+                  high=D(20))
+
 
 @dataclass
 class Mode:
-    """What every mode shares: capital, costs, the gas reserve, notes for the report."""
+    """What every mode shares: capital, costs, notes for the report."""
 
-    name: str = ""
-    description: str = ""
-    target_apy: Decimal = Decimal(0)
-    capital: Decimal = Decimal(100_000)
-    gas_reserve: Decimal = Decimal("0.05")  # ETH kept on chain for gas
-    delta_tolerance: Decimal = Decimal("0.02")  # re-hedge when |net delta| > tolerance x gross
-    hedge_split: dict[str, Decimal] = field(default_factory=lambda: dict(SPLIT))
-    base: str = "ETH"
-    phase: str = "start"
-    notes: list[str] = field(default_factory=list)
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    target_apy: ClassVar[Decimal] = D(0)
+    base: ClassVar[str] = "ETH"
+    needs: ClassVar[tuple[str, ...]] = ()
 
-    needs: tuple[str, ...] = ()
-
-    def split_capital(self, share: Decimal) -> dict[str, dict[str, Decimal]]:
-        """`share` of the capital as USDT on Binance spot, the rest as perp margin by `hedge_split`."""
-        balances: dict[str, dict[str, Decimal]] = {"binance": {"USDT": self.capital * share}}
-        for venue, weight in sorted(self.hedge_split.items()):
-            if weight:
-                where = "binance.futures" if venue == "binance" else venue
-                balances.setdefault(where, {})["USDT"] = self.capital * (1 - share) * weight
-        return balances
+    capital: Decimal = CAPITAL.field()
+    phase: str = field(default="start", init=False)
+    notes: list[str] = field(default_factory=list, init=False)
+    explicit: frozenset[str] = field(default=frozenset(), init=False, repr=False)  # parameters given
 
     def data_needs(self) -> tuple[str, ...]:
-        """The seed data series this mode reads; perps and funding only at venues with a hedge weight."""
-        venues = ",".join(v for v, w in sorted(self.hedge_split.items()) if w)
-        narrowed = ("_perp", "funding_")
-        return tuple(f"{n}:{venues}" if any(k in n for k in narrowed) else n for n in self.needs)
+        """The seed data series this mode reads."""
+        return self.needs
 
-    def validate(self) -> None:
-        b.check_fraction("delta_tolerance", self.delta_tolerance, b.ZERO, D("0.5"))
-        b.check_weights("hedge_split", self.hedge_split)
-        if self.capital <= 0:
-            raise b.StrategyConfigError(f"capital: must be positive, got {self.capital}")
+    def fit(self, data: Availability) -> None:
+        """Adapt to the venues the data has for the window; an unhedged mode needs no venue choice."""
 
     def config(self) -> dict[str, Any]:
         return {
@@ -72,31 +89,57 @@ class Mode:
             },
         }
 
-    # ---- shared steps ------------------------------------------------------------------------------
 
-    def buy_and_send(
-        self, market: dict[str, Decimal], view: StrategyView, usd: Decimal
-    ) -> list[dict[str, Any]]:
-        price = market["binance_eth_spot_price"]
-        return [b.spot("binance", "ETH", "BUY", b.lot(usd / price / D("1.002")))]
+class Hedged:
+    """Perp shorts split over venues by `hedge_split`, re-hedged when net delta leaves `delta_tolerance`;
+    mixed into a mode whose dataclass declares those two parameters."""
 
-    def stake_all(self, market: dict[str, Decimal], view: StrategyView) -> list[dict[str, Any]]:
-        eth = b.lot(view.balance("ETH", b.CHAIN) - self.gas_reserve)
-        return [b.chain("STAKE", "ETH", eth)] if eth > 0 else []
+    base: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]]
+    capital: Decimal
+    hedge_split: Mapping[str, Decimal]
+    delta_tolerance: Decimal
+    notes: list[str]
+    explicit: frozenset[str]
 
-    def hedged_target(
-        self, view: StrategyView, market: dict[str, Decimal], weights: dict[str, Decimal], exposure: Decimal
-    ) -> list[dict[str, Any]]:
-        return b.hedge(view, self.base, -exposure, weights, self.delta_tolerance, abs(exposure))
+    def data_needs(self) -> tuple[str, ...]:
+        """`needs` with perps and funding only at the venues with a hedge weight."""
+        venues = ",".join(v for v, w in sorted(self.hedge_split.items()) if w)
+        narrowed = ("_perp", "funding_")
+        return tuple(f"{n}:{venues}" if any(k in n for k in narrowed) else n for n in self.needs)
+
+    def fit(self, data: Availability) -> None:
+        """Hedge only where the data has both the perp and its funding for the window (`b.fit_weights`)."""
+        usable = [v for v in PERP_VENUES if b.hedgeable(data, self.base, v)]
+        self.hedge_split, note = b.fit_weights(
+            HEDGE_SPLIT, self.hedge_split, usable, explicit=HEDGE_SPLIT.name in self.explicit,
+            lacking=lambda venue: b.lacking(data, self.base, venue), window=data.window,
+        )
+        if note:
+            self.notes.append(note)
+
+    def split_capital(self, share: Decimal) -> dict[str, dict[str, Decimal]]:
+        """`share` of the capital as USDT on Binance spot, the rest as perp margin by `hedge_split`."""
+        balances: dict[str, dict[str, Decimal]] = {"binance": {"USDT": self.capital * share}}
+        for venue, weight in sorted(self.hedge_split.items()):
+            if weight:
+                where = "binance.futures" if venue == "binance" else venue
+                balances.setdefault(where, {})["USDT"] = self.capital * (1 - share) * weight
+        return balances
+
+    def hedged_target(self, view: StrategyView, exposure: Decimal) -> list[dict[str, Any]]:
+        return b.hedge(view, self.base, -exposure, self.hedge_split, self.delta_tolerance, abs(exposure))
 
 
 @dataclass
 class PureLending(Mode):
-    name: str = "pure_lending"
-    description: str = "all USDT supplied to AAVE v3; earns the USDT reserve's index growth, pays gas"
-    target_apy: Decimal = Decimal("0.05")
-    gas_reserve: Decimal = Decimal("0.01")
-    needs: tuple[str, ...] = ("eth_spot", "aave", "gas")
+    name = "pure_lending"
+    description = "all USDT supplied to AAVE v3; earns the USDT reserve's index growth, pays gas"
+    target_apy = D("0.05")
+    # ETH (for gas and the reserve) at the Aave WETH/USD oracle: no exchange price is needed
+    needs: ClassVar[tuple[str, ...]] = ("eth_oracle", "aave:usdt", "gas")
+
+    gas_reserve: Decimal = GAS_RESERVE.but(D("0.01")).field()
 
     def config(self) -> dict[str, Any]:
         return {
@@ -110,18 +153,18 @@ class PureLending(Mode):
 
 
 @dataclass
-class Basis(Mode):
-    """Long spot, equal short perp split over venues; re-hedged when net delta leaves the tolerance."""
+class Basis(Hedged, Mode):
+    """Long spot, short perps split over venues; re-hedged when net delta leaves the tolerance."""
 
-    name: str = "eth_basis"
-    description: str = "long ETH spot on Binance, short perps 40/30/30 Binance/Bybit/OKX, funding carry"
-    target_apy: Decimal = Decimal("0.08")
-    spot_share: Decimal = Decimal("0.5")  # of capital buying spot; the rest is perp margin by split
-    needs: tuple[str, ...] = ("eth_spot", "eth_perp", "funding_eth")
+    name = "eth_basis"
+    description = ("long ETH spot on Binance, short perps split by hedge_split (default 40/30/30 "
+                   "Binance/Bybit/OKX), funding carry")
+    target_apy = D("0.08")
+    needs: ClassVar[tuple[str, ...]] = ("eth_spot:binance", "eth_perp", "funding_eth")
 
-    def validate(self) -> None:
-        super().validate()
-        b.check_fraction("spot_share", self.spot_share, D("0.05"), D("0.95"))
+    spot_share: Decimal = SPOT_SHARE.field()
+    hedge_split: Mapping[str, Decimal] = HEDGE_SPLIT.field()
+    delta_tolerance: Decimal = DELTA_TOLERANCE.field()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "initial_balances": self.split_capital(self.spot_share)}
@@ -138,20 +181,23 @@ class Basis(Mode):
 
 @dataclass
 class BtcBasis(Basis):
-    name: str = "btc_basis"
-    description: str = "long BTC spot on Binance, short perps 40/30/30 Binance/Bybit/OKX, funding carry"
-    base: str = "BTC"
-    needs: tuple[str, ...] = ("btc_spot", "btc_perp", "funding_btc")
+    name = "btc_basis"
+    description = ("long BTC spot on Binance, short perps split by hedge_split (default 40/30/30 "
+                   "Binance/Bybit/OKX), funding carry")
+    base = "BTC"
+    needs: ClassVar[tuple[str, ...]] = ("btc_spot:binance", "btc_perp", "funding_btc")
 
 
 @dataclass
 class StakingOnly(Mode):
     """Buy ETH, move it on chain, stake it into weETH, hold it unhedged."""
 
-    name: str = "eth_staking_only"
-    description: str = "buy ETH, stake it into weETH, hold unhedged (staking yield plus ETH price)"
-    target_apy: Decimal = Decimal("0.03")
-    needs: tuple[str, ...] = ("eth_spot", "staking", "gas")
+    name = "eth_staking_only"
+    description = "buy ETH, stake it into weETH, hold unhedged (staking yield plus ETH price)"
+    target_apy = D("0.03")
+    needs: ClassVar[tuple[str, ...]] = ("eth_spot:binance", "staking", "gas")
+
+    gas_reserve: Decimal = GAS_RESERVE.field()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "initial_balances": {"binance": {"USDT": self.capital}}}
@@ -163,7 +209,8 @@ class StakingOnly(Mode):
         """buy → send to the chain wallet → (arrived) stake; returns [] once staked."""
         if self.phase == "start":
             self.phase = "send"
-            return self.buy_and_send(market, view, usd)
+            price = market["binance_eth_spot_price"]
+            return [b.spot("binance", "ETH", "BUY", b.lot(usd / price / D("1.002")))]
         if self.phase == "send":
             self.phase = "wait"
             return [
@@ -173,7 +220,8 @@ class StakingOnly(Mode):
             if view.in_transit():
                 return []
             self.phase = "staked"
-            return self.stake_all(market, view)
+            eth = b.lot(view.balance("ETH", b.CHAIN) - self.gas_reserve)
+            return [b.chain("STAKE", "ETH", eth)] if eth > 0 else []
         return []
 
 
@@ -181,26 +229,16 @@ class StakingOnly(Mode):
 class Leveraged(StakingOnly):
     """Stake, supply weETH to AAVE, borrow ETH, loop up to the target LTV; deleverage above the max."""
 
-    name: str = "eth_leveraged"
-    description: str = "staked ETH looped on AAVE (weETH collateral, WETH debt) to a target LTV"
-    target_apy: Decimal = Decimal("0.20")
-    target_ltv: Decimal = Decimal("0.80")
-    max_ltv: Decimal = Decimal("0.86")
-    liquidation_threshold: Decimal = Decimal("0.95")  # AAVE e-mode for weETH/WETH (seed risk parameters)
-    max_loops: int = 8
-    loops: int = 0
-    needs: tuple[str, ...] = ("eth_spot", "aave", "staking", "gas")
+    name = "eth_leveraged"
+    description = "staked ETH looped on AAVE (weETH collateral, WETH debt) to a target LTV"
+    target_apy = D("0.20")
+    liquidation_threshold: ClassVar[Decimal] = LIQUIDATION_THRESHOLD
+    needs: ClassVar[tuple[str, ...]] = ("eth_spot:binance", "aave:weth,weeth", "staking", "gas")
 
-    def validate(self) -> None:
-        super().validate()
-        b.check_fraction("target_ltv", self.target_ltv, b.ZERO, self.max_ltv)
-        if self.max_ltv >= self.liquidation_threshold:
-            raise b.StrategyConfigError(
-                f"max_ltv: {self.max_ltv} must be below the liquidation threshold "
-                f"{self.liquidation_threshold}"
-            )
-        if not 0 <= self.max_loops <= 20:
-            raise b.StrategyConfigError(f"max_loops: must be between 0 and 20, got {self.max_loops}")
+    target_ltv: Decimal = TARGET_LTV.field()
+    max_ltv: Decimal = MAX_LTV.field()
+    max_loops: int = MAX_LOOPS.field()
+    loops: int = field(default=0, init=False)
 
     def config(self) -> dict[str, Any]:
         base = super().config()
@@ -244,18 +282,17 @@ class Leveraged(StakingOnly):
 
 
 @dataclass
-class MarketNeutralNoLeverage(StakingOnly):
+class MarketNeutralNoLeverage(Hedged, StakingOnly):
     """Half the capital staked, the other half USDT margin for perp shorts equal to the staked ETH."""
 
-    name: str = "usdt_market_neutral_no_leverage"
-    description: str = "half staked ETH, half USDT margin for perp shorts 40/30/30 hedging it"
-    target_apy: Decimal = Decimal("0.08")
-    stake_share: Decimal = Decimal("0.5")
-    needs: tuple[str, ...] = ("eth_spot", "eth_perp", "funding_eth", "staking", "gas")
+    name = "usdt_market_neutral_no_leverage"
+    description = "half staked ETH, half USDT margin for perp shorts (split by hedge_split) hedging it"
+    target_apy = D("0.08")
+    needs: ClassVar[tuple[str, ...]] = ("eth_spot:binance", "eth_perp", "funding_eth", "staking", "gas")
 
-    def validate(self) -> None:
-        super().validate()
-        b.check_fraction("stake_share", self.stake_share, D("0.05"), D("0.95"))
+    stake_share: Decimal = STAKE_SHARE.field()
+    hedge_split: Mapping[str, Decimal] = HEDGE_SPLIT.field()
+    delta_tolerance: Decimal = DELTA_TOLERANCE.field()
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "initial_balances": self.split_capital(self.stake_share)}
@@ -266,18 +303,22 @@ class MarketNeutralNoLeverage(StakingOnly):
             return setup
         exposure = view.balance("ETH", "binance") + view.balance("ETH", b.CHAIN) + b.staked_eth(view, market)
         exposure += view.in_transit().get("ETH", b.ZERO)
-        return self.hedged_target(view, market, self.hedge_split, exposure)
+        return self.hedged_target(view, exposure)
 
 
 @dataclass
-class MarketNeutral(Leveraged):
+class MarketNeutral(Hedged, Leveraged):
     """Leveraged staking hedged with perp shorts on the net ETH (collateral minus debt)."""
 
-    name: str = "usdt_market_neutral"
-    description: str = "leveraged staking (AAVE loop) hedged with perp shorts 40/30/30 on the net ETH"
-    target_apy: Decimal = Decimal("0.15")
-    stake_share: Decimal = Decimal("0.5")
-    needs: tuple[str, ...] = ("eth_spot", "eth_perp", "funding_eth", "aave", "staking", "gas")
+    name = "usdt_market_neutral"
+    description = "leveraged staking (AAVE loop) hedged with perp shorts (split by hedge_split) on net ETH"
+    target_apy = D("0.15")
+    needs: ClassVar[tuple[str, ...]] = ("eth_spot:binance", "eth_perp", "funding_eth", "aave:weth,weeth",
+                                        "staking", "gas")
+
+    stake_share: Decimal = STAKE_SHARE.field()
+    hedge_split: Mapping[str, Decimal] = HEDGE_SPLIT.field()
+    delta_tolerance: Decimal = DELTA_TOLERANCE.field()
 
     def config(self) -> dict[str, Any]:
         base = super().config()
@@ -290,7 +331,7 @@ class MarketNeutral(Leveraged):
             return steps
         net = view.balance("ETH", b.CHAIN) + b.staked_eth(view, market) - view.borrowed(b.CHAIN, "WETH")
         net += view.balance("ETH", "binance")
-        return self.hedged_target(view, market, self.hedge_split, net)
+        return self.hedged_target(view, net)
 
 
 MODES = (PureLending, BtcBasis, Basis, StakingOnly, Leveraged, MarketNeutralNoLeverage, MarketNeutral)

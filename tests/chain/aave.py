@@ -1,8 +1,8 @@
 """Deploy the real Aave v3 market from the @aave/core-v3 npm artifacts onto anvil.
 
-The order (each step needs what the earlier ones deployed): test assets, PoolAddressesProvider, ACLManager, the
-logic libraries, the linked Pool and PoolConfigurator (proxied by the provider), data provider,
-oracle with mock Chainlink feeds, token implementations, reserves, risk parameters, then seed
+The order (each step needs what the earlier ones deployed): test assets, PoolAddressesProvider,
+ACLManager, the logic libraries, the linked Pool and PoolConfigurator (proxied by the provider),
+data provider, oracle with mock Chainlink feeds, token implementations, reserves, risk parameters, then seed
 liquidity so borrows never hit the rate strategy's underflow on an empty reserve.
 Also decodes Aave's numeric revert codes (names read from the package's Errors.sol).
 """

@@ -1,10 +1,9 @@
-"""Binance archive loaders and the folder loader, on the real files in ../shared/data/binance and on
+"""Binance archive loaders and the folder loader, on the real files in data/binance and on
 small malformed files written here. Expected values were read from the files' text."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from itertools import pairwise
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger.marketdata import DataError, data_digest_of_folder, load_folder, load_funding, load_klines
+from tests.paths import BINANCE
 
 H = timedelta(hours=1)
 
@@ -23,14 +23,8 @@ def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
 
 @pytest.fixture(scope="module")
 def binance() -> Path:
-    """The real Binance files: $LEDGER_SHARED_DATA/binance (default <repo>/../shared/data/binance)."""
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    folder = Path(os.environ.get("LEDGER_SHARED_DATA", default)) / "binance"
-    if not folder.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"the shared Binance data is required in CI but {folder} is missing")
-        pytest.skip(f"{folder} is missing (set LEDGER_SHARED_DATA; with CI set this fails)")
-    return folder
+    """The real Binance files shipped in data/binance."""
+    return BINANCE
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -3,7 +3,6 @@ and on small files written here. Expected values were read from the files' text.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -14,6 +13,10 @@ import pytest
 from executors.costs import CostModel
 from ledger.marketdata import (
     DataError,
+    FundingPoint,
+    MarketData,
+    availability,
+    availability_of,
     gas_units,
     load_aave_risk,
     load_execution_costs,
@@ -22,6 +25,7 @@ from ledger.marketdata import (
 )
 from ledger.marketdata.seed import NEEDS, VENUE_FILES
 from ledger.marketdata.seed_files import parse_time
+from tests.paths import DATA
 
 H = timedelta(hours=1)
 BINANCE_ETH_PERP = "binance/futures_um/binance_ETHUSDT_perp_1h_2024-01-01_2025-09-26.csv"
@@ -35,14 +39,8 @@ def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
 
 @pytest.fixture(scope="module")
 def root() -> Path:
-    """The real shared data folder: $LEDGER_SHARED_DATA (default <repo>/../shared/data)."""
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    folder = Path(os.environ.get("LEDGER_SHARED_DATA", default))
-    if not (folder / "seed").is_dir() or not (folder / "binance").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"the shared seed data is required in CI but {folder}/seed or /binance is missing")
-        pytest.skip(f"{folder}/seed or /binance is missing (set LEDGER_SHARED_DATA; with CI set this fails)")
-    return folder
+    """The real seed data folder shipped in data/ (seed/ and binance/)."""
+    return DATA
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -89,6 +87,8 @@ KEYS = {
     "gas": {"gas_price_gwei"},
     "funding_eth": set(),
     "funding_btc": set(),
+    "eth_oracle": {"eth_usd_price"},
+    "aave:usdt": {f"aave_usdt_{s}_{k}" for s in ("supply", "borrow") for k in ("index", "apy")},
 }
 
 
@@ -102,7 +102,7 @@ def test_each_need_group_gives_its_keys(root: Path, need: str) -> None:
 
 
 def test_needs_constants_cover_every_group() -> None:
-    """NEEDS lists the nine groups the loader knows."""
+    """NEEDS lists the ten groups the loader knows."""
     assert set(NEEDS) == {k.partition(":")[0] for k in KEYS}
 
 
@@ -162,6 +162,70 @@ def test_gas_price_is_the_gas_price_gwei_column(root: Path) -> None:
     """gas_price_gwei is 6.6 at 2024-06-01 00:00 and 5.39 at 01:00 (not the median 6.52 / 5.34)."""
     md = load_seed(root, utc(2024, 6, 1), utc(2024, 6, 1, 2), ["gas"])
     assert [r["gas_price_gwei"] for r in md.rows] == [D("6.6"), D("5.39")]
+
+
+def test_eth_oracle_is_the_aave_weth_usd_oracle(root: Path) -> None:
+    """`eth_oracle`: eth_usd_price is the WETH/USD oracle file's price (3762.17 at 2024-06-01 00:00, line
+    3654; 1925.2891 at 2025-03-12 00:00, an hour Binance ETH spot lacks), with a note saying so."""
+    md = load_seed(root, utc(2024, 6, 1), utc(2024, 6, 1, 2), ["eth_oracle"])
+    assert [r["eth_usd_price"] for r in md.rows] == [D("3762.17"), D("3764.3020219966666")]
+    assert any("Aave WETH/USD oracle" in n for n in md.notes)
+    across = load_seed(root, utc(2025, 3, 11, 23), utc(2025, 3, 12, 2), ["eth_oracle"])  # fill="error"
+    assert across.snapshot_at(utc(2025, 3, 12))["eth_usd_price"] == D("1925.2891")
+    with pytest.raises(DataError, match=r"Binance_ETHUSDT_1h\.csv: .*no row at 2025-03-12T00:00"):
+        load_seed(root, utc(2025, 3, 11, 23), utc(2025, 3, 12, 2), ["eth_spot:binance"])
+    with pytest.raises(DataError, match="'eth_oracle' and 'eth_spot' both give eth_usd_price"):
+        load_seed(root, utc(2024, 6, 1), utc(2024, 6, 2), ["eth_oracle", "eth_spot"])
+
+
+def test_aave_narrowed_to_assets(root: Path) -> None:
+    """`aave:usdt,weth` reads only those reserves (the weETH/wstETH hourly files start 2024-05-12, so a
+    USDT-only need works before that); an unknown asset is refused."""
+    md = load_seed(root, utc(2024, 3, 1), utc(2024, 3, 2), ["aave:usdt,weth"])
+    assert {k.split("_")[1] for k in md.rows[0]} == {"usdt", "weth"}
+    with pytest.raises(DataError, match=r"weETH_rates_2024-05-12.*covers"):
+        load_seed(root, utc(2024, 3, 1), utc(2024, 3, 2), ["aave"])
+    with pytest.raises(DataError, match="assets must be some of usdt, weth, weeth, wsteth"):
+        load_seed(root, utc(2024, 6, 1), utc(2024, 6, 2), ["aave:btc"])
+
+
+# ---- which venues a window has -------------------------------------------------------------------
+
+def test_availability_june_july_2024_lacks_okx(root: Path) -> None:
+    """2024-06-01 → 08-01: OKX ETH perp starts 2024-08-01 (file coverage), OKX BTC perp is absent, and OKX
+    funding has no settlement at 2024-08-01 00:00 (its August gap); Binance and Bybit have everything."""
+    data = availability(root, utc(2024, 6, 1), utc(2024, 8, 1, 1),
+                        ["eth_perp", "funding_eth", "btc_perp", "funding_btc", "gas"])
+    assert data.window == "2024-06-01 → 2024-08-01"
+    assert dict(data.venues) == {need: ("binance", "bybit") for need in
+                                 ("eth_perp", "funding_eth", "btc_perp", "funding_btc")}
+    assert data.missing[("eth_perp", "okx")] == (
+        "seed/market_data/derivatives/futures_ohlcv/okx_ETHUSDT_perp_1h_2024-08-01_2025-09-18.csv covers "
+        "2024-08-01T00:00 → 2025-08-31T23:00")
+    assert "no OKX BTC perp" in data.missing[("btc_perp", "okx")]
+    assert "no settlement at 2024-08-01T00:00" in data.missing[("funding_eth", "okx")]
+    assert not data.has("eth_perp", "okx") and data.has("funding_btc", "bybit")
+
+
+def test_availability_october_2024_has_every_venue(root: Path) -> None:
+    """2024-10-01 → 10-03 00:00: every ETH perp and funding file covers the window without a funding gap."""
+    data = availability(root, utc(2024, 10, 1), utc(2024, 10, 3, 1), ["eth_perp:bybit", "funding_eth"])
+    assert data.window == "2024-10-01 → 2024-10-03"
+    assert dict(data.venues) == {"eth_perp": ("binance", "bybit", "okx"),
+                                 "funding_eth": ("binance", "bybit", "okx")}
+    assert data.missing == {}
+
+
+def test_availability_of_loaded_data() -> None:
+    """After loading other data: the venues whose price keys are in the rows and whose funding points are
+    in the data (here perps at Binance and Bybit, funding at Binance only)."""
+    rows = [{"binance_eth_perp_price": D(1), "bybit_eth_perp_price": D(1), "eth_usd_price": D(1)}] * 2
+    md = MarketData.build("test", [utc(2025, 4, 1), utc(2025, 4, 1, 1)], rows,
+                          [FundingPoint(utc(2025, 4, 1), "binance", "ETH", D("0.0001"))])
+    data = availability_of(md)
+    assert data.venues["eth_perp"] == ("binance", "bybit") and data.venues["funding_eth"] == ("binance",)
+    assert data.venues["btc_perp"] == () and data.missing[("eth_perp", "okx")] == "not in the data"
+    assert data.window == "2025-04-01 → 2025-04-01 01:00"
 
 
 # ---- gaps, coverage and absent series ------------------------------------------------------------

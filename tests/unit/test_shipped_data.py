@@ -33,7 +33,8 @@ def test_the_data_carries_its_provenance() -> None:
         assert (DATA / readme).stat().st_size > 1000, readme
     # The Binance README's per-file sha256 column agrees with the checksum list.
     listed = _listed()
-    rows = re.findall(r"^\| `([^`]+)` \|.*\| ([0-9a-f]{64}) \|$", (DATA / "binance/README.md").read_text(), re.M)
+    table = (DATA / "binance/README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \|.*\| ([0-9a-f]{64}) \|$", table, re.M)
     assert len(rows) == 9
     for name, digest in rows:
         assert listed[f"binance/{name}"] == digest, name
