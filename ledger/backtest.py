@@ -3,6 +3,8 @@ engine, and collect what the report needs."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,12 +24,14 @@ from ledger.marketdata import (
     load_execution_costs,
     load_folder,
     load_seed,
+    seed_root,
 )
 from ledger.strategies import Strategy, StrategyView
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_DAYS = 90
 MAX_ROUNDS = 8  # decide() is asked again after its instructions ran, at most this often per step
+MAX_DAYS = "LEDGER_MAX_DAYS"  # caps every backtest window at this many days (quick tries, the README test)
 Progress = Callable[[int, int], None]
 
 
@@ -51,13 +55,37 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def seed_root(path: Path) -> Path | None:
-    """The shared data folder when `path` is it (holds `seed/`) or its `seed/` subfolder."""
-    if (path / "seed").is_dir():
-        return path
-    if path.name == "seed" and (path.parent / "binance").is_dir():
-        return path.parent
-    return None
+def max_days() -> int | None:
+    """The cap `LEDGER_MAX_DAYS` puts on every backtest window, or None when it is unset or empty."""
+    text = os.environ.get(MAX_DAYS, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise DataError(f"{MAX_DAYS}: expected a positive whole number of days, got {text!r}")
+    return int(text)
+
+
+def _capped(first: datetime, last: datetime) -> tuple[datetime, str | None]:
+    """`last`, or `first` + LEDGER_MAX_DAYS when that is earlier, with the note that says so."""
+    cap = max_days()
+    if cap is None or last <= first + timedelta(days=cap):
+        return last, None
+    short = first + timedelta(days=cap)
+    return short, (f"{MAX_DAYS}={cap}: the window was shortened to {first.isoformat()} → {short.isoformat()} "
+                   f"(asked for → {last.isoformat()})")
+
+
+def window(start: datetime | None, end: datetime | None, days: int | None) -> datetime | None:
+    """The last time a run includes: `end`, or `start` + `days`, capped by LEDGER_MAX_DAYS; None when the
+    data decides (no start, or neither end nor days)."""
+    last = end if end is not None else (start + timedelta(days=days) if start and days else None)
+    if start is None or last is None:
+        return last
+    return _capped(start, last)[0]
+
+
+def _noted(market: MarketData, note: str | None) -> MarketData:
+    return market if note is None else dataclasses.replace(market, notes=(*market.notes, note))
 
 
 def load_data(
@@ -74,7 +102,11 @@ def load_data(
     of Binance files, a recorded event log, or else the seeded synthetic market (90 days from
     2024-01-01 unless told otherwise)."""
     step = timedelta(hours=1)
-    last = end if end is not None else (start + timedelta(days=days) if start and days else None)
+    asked = end if end is not None else (start + timedelta(days=days) if start and days else None)
+    last: datetime | None = asked
+    note: str | None = None
+    if start is not None and asked is not None:
+        last, note = _capped(start, asked)
     if data_dir is not None:
         root = seed_root(data_dir)
         if root is not None:
@@ -82,14 +114,19 @@ def load_data(
                 raise DataError(
                     "seed data: give --start and --end (or --days): the files cover 2024-01 to 2025-09"
                 )
-            return load_seed(root, start, last + step, needs or ("eth_spot",), fill=fill)
+            return _noted(load_seed(root, start, last + step, needs or ("eth_spot",), fill=fill), note)
         if data_dir.is_file() or "://" in str(data_dir):
             recorded = load_event_log(str(data_dir))  # the market data an earlier run recorded
-            return recorded.between(start or recorded.start, (last or recorded.end) + step)
-        return load_folder(data_dir, start, last + step if last else None)
+            market = recorded.between(start or recorded.start, (last or recorded.end) + step)
+        else:
+            market = load_folder(data_dir, start, last + step if last else None)
+        if note is None and market.times:  # the data chose the window: cap what it holds
+            final, note = _capped(market.start, market.end)
+            market = market.between(market.start, final + step) if note else market
+        return _noted(market, note)
     first = start or DEFAULT_START
-    final = last or first + timedelta(days=days or DEFAULT_DAYS)
-    return generate(seed, first, final + step, btc=any(n.startswith("btc") for n in needs))
+    final, note = _capped(first, last or first + timedelta(days=days or DEFAULT_DAYS))
+    return _noted(generate(seed, first, final + step, btc=any(n.startswith("btc") for n in needs)), note)
 
 
 def load_for(
@@ -111,7 +148,7 @@ def load_for(
     fit = getattr(strategy, "fit", None)
     needs: Callable[[], Sequence[str]] = getattr(strategy, "data_needs", lambda: ())
     step = timedelta(hours=1)
-    last = end if end is not None else (start + timedelta(days=days) if start and days else None)
+    last = window(start, end, days)
     root = seed_root(data_dir) if data_dir is not None else None
     if fit is not None and root is not None and start is not None and last is not None and needs():
         fit(availability(root, start, last + step, needs()))

@@ -4,48 +4,23 @@ the ledger they check (import writes only into a fresh one)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from aggregates.errors import LedgerError
+from ledger.cli_output import DbOption, JsonOption, Output, WideOption, emit, err, fail, guard, number, wrap
 
 audit = typer.Typer(help="Check, inspect, export and re-import a ledger's events.", no_args_is_help=True)
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-DbOption = Annotated[str, typer.Option("--db", help="sqlite:///path.db, a path, or postgresql://…")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 _QUIET_FIELDS = frozenset({"timestamp", "ts_event", "instruction_id", "originator_topic"})
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"error: {message}", highlight=False, markup=False)
-    return typer.Exit(code)
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except LedgerError as e:
-        raise _fail(str(e)) from None
-    except BrokenPipeError:
-        # `ledger audit events … | head`: the reader has gone; stop quietly, as other tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
-    except OSError as e:
-        raise _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": ")) from None
 
 
 def _open(db: str) -> Any:
     from replays.audit import open_readonly
 
-    return _guard(lambda: open_readonly(db))
+    return guard(lambda: open_readonly(db))
 
 
 def _out(line: str) -> None:
@@ -53,6 +28,8 @@ def _out(line: str) -> None:
 
 
 # ---- verify and anchor -----------------------------------------------------------------------------------
+
+_PHASES = {"chain": "chain and checkpoints", "lifecycle": "lifecycle and views", "snapshots": "snapshots"}
 
 
 @audit.command("verify")
@@ -62,15 +39,17 @@ def audit_verify(
         str | None, typer.Option(help="JSON from `ledger audit anchor` kept elsewhere (text or a file).")
     ] = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Check chains, checkpoints, lifecycles, SQL views and snapshots; exit 1 naming the first bad event.
 
     Recomputes every stream's digest chain and the session checkpoints (and the anchor, if given),
     checks every instruction's moves against the lifecycle table, compares the SQL views with a rebuild
     from the events and every stored snapshot with its aggregate rebuilt from the events. Never writes
-    to the database it checks."""
+    to the database it checks. A progress bar on stderr (on a terminal) follows each pass."""
     from replays.audit import audit_ledger
 
+    out = Output(wide, as_json)
     ledger = _open(db)
     anchor_data = None
     if anchor:
@@ -82,10 +61,13 @@ def audit_verify(
                     and re.fullmatch(r"[0-9a-f]{64}", anchor_data["head"])):
                 raise ValueError('expected {"events": N, "head": "<64 hex>"}')
         except (OSError, ValueError) as e:
-            raise _fail(f"--anchor: cannot read {anchor!r}: {e}") from None
-    result = _guard(lambda: audit_ledger(ledger, anchor=anchor_data))
+            raise fail(f"--anchor: cannot read {anchor!r}: {e}") from None
+    total = guard(ledger.max_notification_id)
+    with out.progress(_PHASES["chain"], total) as update:
+        result = guard(lambda: audit_ledger(ledger, anchor=anchor_data, progress=lambda phase, done, of:
+                                            update(done, of, _PHASES[phase])))
     if as_json:
-        _out(json.dumps({**result.to_json(), "anchored": anchor_data is not None}))
+        emit({**result.to_json(), "anchored": anchor_data is not None})
         if not result.ok:
             raise typer.Exit(1)
         return
@@ -96,28 +78,33 @@ def audit_verify(
         err.print(f"{label}: {first}", highlight=False, markup=False)
         raise typer.Exit(1)
     c = result.chain
-    _out(f"ok: {c.events} events, {c.checkpoints} checkpoints, {c.uncovered} after the last checkpoint")
-    _out(f"lifecycle: {result.instructions} instructions, every move allowed by the transition table")
+    out.line(f"ok: {c.events} events, {c.checkpoints} checkpoints, {c.uncovered} after the last checkpoint")
+    out.line(f"lifecycle: {result.instructions} instructions, every move allowed by the transition table")
     if result.views == "equal":
-        _out(f"views: equal to a rebuild from the events (up to notification {result.views_position})")
+        out.line(f"views: equal to a rebuild from the events (up to notification {result.views_position})")
     else:
-        _out("views: none stored")
-    _out(f"snapshots: {result.snapshots} equal to their aggregates rebuilt from the events")
+        out.line("views: none stored")
+    out.line(f"snapshots: {result.snapshots} equal to their aggregates rebuilt from the events")
     if anchor_data is not None:
-        _out(f"anchor: the first {anchor_data['events']} events match it; {c.after_anchor} appended since")
+        out.line(f"anchor: the first {anchor_data['events']} events match it; "
+                 f"{c.after_anchor} appended since")
     for key in result.open_sessions:
-        _out(f"note: session {key} has not ended (still running, interrupted, or its tail was removed)")
+        out.line(f"note: session {key} has not ended (still running, interrupted, or its tail was removed)")
     if anchor_data is None and c.uncovered:
-        _out(f"note: the last {c.uncovered} events are after the last checkpoint; only an anchor "
-             "(`ledger audit anchor`, kept elsewhere, then `--anchor`) detects their removal")
+        out.line(f"note: the last {c.uncovered} events are after the last checkpoint; only an anchor "
+                 "(`ledger audit anchor`, kept elsewhere, then `--anchor`) detects their removal")
 
 
 @audit.command("anchor")
-def audit_anchor(db: DbOption) -> None:
+def audit_anchor(
+    db: DbOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Accepted for uniformity: it prints JSON anyway.")]
+    = False,
+) -> None:
     """Print the head digest and event count as JSON, to store outside the database."""
     from replays.verify import anchor
 
-    _out(json.dumps(anchor(_open(db))))
+    emit(anchor(_open(db)))
 
 
 # ---- events ---------------------------------------------------------------------------------------------
@@ -131,11 +118,9 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def details(fields: dict[str, Any], width: int | None = 110) -> str:
-    """The fields worth a glance, as key=value text."""
-    text = " ".join(f"{k}={_short(v)}" for k, v in fields.items()
-                    if k not in _QUIET_FIELDS and v is not None)
-    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+def details(fields: dict[str, Any]) -> str:
+    """The fields worth a glance, as key=value text, every value whole (nested ones counted)."""
+    return " ".join(f"{k}={_short(v)}" for k, v in fields.items() if k not in _QUIET_FIELDS and v is not None)
 
 
 def _limit(value: str | None) -> int | None:
@@ -144,10 +129,39 @@ def _limit(value: str | None) -> int | None:
     try:
         limit = int(value)
     except ValueError:
-        raise _fail(f"--limit: expected a whole number, got {value!r}") from None
+        raise fail(f"--limit: expected a whole number, got {value!r}") from None
     if limit <= 0:
-        raise _fail(f"--limit: must be at least 1, got {limit}")
+        raise fail(f"--limit: must be at least 1, got {limit}")
     return limit
+
+
+_HEAD = f"{'#':>7}  {'time':<25}  {'venue':<9}  {'type':<21}"
+_INSTRUCTION = 36
+_DETAIL_INDENT = 9
+
+
+class _EventLines:
+    """The event listing, streamed: number, time, venue, type (and the instruction when the width
+    allows), then the details — on the same line when they fit, else wrapped below, indented. With
+    --wide: one line per event, whatever its length."""
+
+    def __init__(self, width: int | None) -> None:
+        self.width = width
+        self.column = width is None or width >= len(_HEAD) + _INSTRUCTION + 4 + 24
+
+    def header(self) -> str:
+        return _HEAD + (f"  {'instruction':<{_INSTRUCTION}}  details" if self.column else "  details")
+
+    def lines(self, record: Any) -> list[str]:
+        head = f"{record.notification_id:>7}  {record.ts:<25}  {record.venue or '-':<9}  {record.type:<21}"
+        text = details(record.fields)
+        if self.column:
+            head += f"  {record.instruction_id or '-':<{_INSTRUCTION}}"
+        elif record.instruction_id:
+            text = f"instruction={record.instruction_id} {text}".rstrip()
+        if self.width is None or len(head) + 2 + len(text) <= self.width:
+            return [f"{head}  {text}".rstrip()]
+        return [head.rstrip(), *wrap(text, self.width, indent=_DETAIL_INDENT)]
 
 
 @audit.command("events")
@@ -165,8 +179,9 @@ def audit_events(
     until: Annotated[str | None, typer.Option(help="Up to this ISO time, included.")] = None,
     limit: Annotated[str | None, typer.Option(metavar="N", help="At most N events.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    wide: WideOption = False,
 ) -> None:
-    """List stored events in notification order, filtered; a table, or JSON lines with --json."""
+    """List stored events in notification order, filtered; a listing, or JSON lines with --json."""
     from replays.audit import (
         EventQuery,
         LogReader,
@@ -177,33 +192,34 @@ def audit_events(
     )
 
     n = _limit(limit)
-    topics = _guard(lambda: resolve_types(event_type or []))
-    start = _guard(lambda: parse_time(since, "--since")) if since else None
-    end = _guard(lambda: parse_time(until, "--until")) if until else None
+    topics = guard(lambda: resolve_types(event_type or []))
+    start = guard(lambda: parse_time(since, "--since")) if since else None
+    end = guard(lambda: parse_time(until, "--until")) if until else None
     ledger = _open(db)
-    _guard(lambda: check_range(ledger, start, end))
+    guard(lambda: check_range(ledger, start, end))
     venues = frozenset(venue or ())
     if venues:
-        present = _guard(lambda: known_venues(ledger))
+        present = guard(lambda: known_venues(ledger))
         unknown = sorted(venues - present)
         if unknown:
-            raise _fail(f"--venue: no venue {', '.join(map(repr, unknown))} in this ledger; "
-                        f"venues: {', '.join(sorted(present)) or 'none'}")
+            raise fail(f"--venue: no venue {', '.join(map(repr, unknown))} in this ledger; "
+                       f"venues: {', '.join(sorted(present)) or 'none'}")
     reader = LogReader(ledger, EventQuery(venues, topics, instruction, start, end, n))
+    listing = _EventLines(Output(wide).width)
 
     def show() -> None:
         for record, _state in reader.records():
             if as_json:
-                _out(json.dumps(record.to_json()))
+                emit(record.to_json())
                 continue
             if reader.matched == 1:
-                _out(f"{'#':>7}  {'time':<25}  {'venue':<9}  {'type':<21}  {'instruction':<36}  details")
-            _out(f"{record.notification_id:>7}  {record.ts:<25}  {record.venue or '-':<9}  "
-                 f"{record.type:<21}  {record.instruction_id or '-':<36}  {details(record.fields)}")
+                _out(listing.header())
+            for line in listing.lines(record):
+                _out(line)
 
-    _guard(show)
+    guard(show)
     if instruction is not None and not reader.instruction_seen:
-        raise _fail(f"--instruction: no instruction {instruction!r} in this ledger")
+        raise fail(f"--instruction: no instruction {instruction!r} in this ledger")
     if not reader.matched and not as_json:
         err.print("no events match", highlight=False, markup=False)
 
@@ -214,29 +230,52 @@ def audit_events(
 @audit.command("export")
 def audit_export(
     db: DbOption,
-    out: Annotated[Path, typer.Option("--out", help="File to write (refused if it exists, unless --force).")],
+    out: Annotated[Path, typer.Option("--out", help=(
+        "x.jsonl, x.csv or x.parquet (the events), or a folder (no extension): one Parquet file per kind. "
+        "Refused if it exists, unless --force."))],
     fmt: Annotated[
-        str, typer.Option("--format", metavar="jsonl|csv|parquet",
-                          help="parquet needs pyarrow (the 'parquet' extra).")
-    ] = "jsonl",
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+        str | None, typer.Option("--format", metavar="jsonl|csv|parquet",
+                                 help="Must agree with --out's extension (it follows it when omitted). "
+                                      "parquet needs pyarrow (the 'parquet' extra).")
+    ] = None,
+    with_bytes: Annotated[bool, typer.Option(
+        "--with-bytes", help="CSV: add the stored bytes in base64 (JSONL and Parquet always carry them).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing --out files.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files and their row counts as JSON.")]
+    = False,
 ) -> None:
-    """Write every event to a file, streaming: ids, stream, version, topic, stored state, fields.
+    """Write every event to a file (or one Parquet file per kind into a folder), streaming.
 
-    The stored state is the exact plaintext bytes the chain digest covers (base64 in JSONL and CSV,
-    bytes in Parquet); `event` holds the decoded fields with Decimals as text. The file appears only
-    when complete."""
-    from replays.export import FORMATS, export_events
+    JSONL and CSV: ids, stream, version, topic, type, venue, time, instruction, chain digest and the
+    decoded event as JSON (Decimals as text); the stored state — the exact plaintext bytes the chain
+    digest covers — in base64 (CSV: with --with-bytes). Parquet: typed columns (UTC timestamps in
+    microseconds, decimal128(38, 18), or exact text where a column holds a value that does not fit),
+    the stored state as bytes. A folder gets events, fills, funding, interest, transfers and the
+    balances at the end. Files appear only when complete."""
+    from replays.export import check_target, export, resolve_target
 
-    if fmt not in FORMATS:
-        raise _fail(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "parquet":
+    target = guard(lambda: resolve_target(out, fmt))
+    if target.format == "parquet":
         from replays.export import _pyarrow
 
-        _guard(_pyarrow)
+        guard(_pyarrow)
+    if with_bytes and target.format != "csv":
+        raise fail(f"--with-bytes: only for CSV ({target.format} always carries the stored bytes)")
+    guard(lambda: check_target(target, force))
     ledger = _open(db)
-    count = _guard(lambda: export_events(ledger, out, fmt, force=force))
-    err.print(f"exported {count} events to {out} ({fmt})", highlight=False, markup=False)
+    shown = Output(as_json=as_json)
+    with shown.progress("exporting", guard(ledger.max_notification_id)) as update:
+        rows = guard(lambda: export(ledger, target, force=force, with_bytes=with_bytes, progress=update))
+    files = target.files()
+    if as_json:
+        emit({"format": target.format, "out": str(out),
+              "files": {kind: {"path": str(files[kind]), "rows": n} for kind, n in rows.items()}})
+        return
+    text = f"exported {rows['events']} events to {out} ({target.format})"
+    if target.folder:
+        text += ": " + ", ".join(f"{files[k].name} {n} rows" for k, n in rows.items())
+    err.print(text, highlight=False, markup=False)
 
 
 @audit.command("import")
@@ -244,6 +283,7 @@ def audit_import(
     db: Annotated[str, typer.Option("--db", help="A fresh ledger to create: a path or postgresql://…")],
     source: Annotated[Path, typer.Option("--from", help="A JSONL file written by `ledger audit export`.")],
     views: Annotated[bool, typer.Option(help="Build the SQL views after importing.")] = True,
+    as_json: JsonOption = False,
 ) -> None:
     """Re-import a JSONL export into an empty ledger, stored bytes unchanged, then verify its chain."""
     from ledger.app import Ledger
@@ -253,25 +293,28 @@ def audit_import(
     from replays.verify import verify_chain
 
     if not source.is_file():
-        raise _fail(f"--from {source}: no such file")
-    parsed = _guard(lambda: parse_url(db))
+        raise fail(f"--from {source}: no such file")
+    parsed = guard(lambda: parse_url(db))
     file = Path(parsed.path) if parsed.kind == "sqlite" else None
     created = file is not None and not file.exists()
     ledger = None
+    shown = Output(as_json=as_json)
     try:
-        first = _guard(lambda: next(read_export(source), None))
+        first = guard(lambda: next(read_export(source), None))
         if first is None:
-            raise _fail(f"--from {source}: holds no events")
-        ledger = _guard(lambda: Ledger.open(db, create=True, synchronous="NORMAL"))
-        count = _guard(lambda: import_events(ledger, source))
-        if views:
-            from projections import SQLProjection
+            raise fail(f"--from {source}: holds no events")
+        ledger = guard(lambda: Ledger.open(db, create=True, synchronous="NORMAL"))
+        with shown.progress("importing", None) as update:
+            count = guard(lambda: import_events(ledger, source, progress=update))
+            if views:
+                from projections import SQLProjection
 
-            view = SQLProjection.for_ledger(ledger)
-            try:
-                view.run(ledger)
-            finally:
-                view.close()
+                view = SQLProjection.for_ledger(ledger)
+                try:
+                    update(0, count, "building views")
+                    view.run(ledger, progress=lambda n: update(n))
+                finally:
+                    view.close()
     except BaseException:
         if ledger is not None:
             ledger.close()
@@ -280,10 +323,16 @@ def audit_import(
                 Path(f"{file}{suffix}").unlink(missing_ok=True)
         raise
     result = verify_chain(ledger)
-    _out(f"imported {count} events into {ledger.url.redacted}")
-    _out(f"digest: {log_digest(ledger)}")
+    digest = log_digest(ledger)
+    if as_json:
+        emit({"imported": count, "db": ledger.url.redacted, "digest": digest, "chain_ok": result.ok,
+              "problem": str(result.first) if result.first else None})
+    else:
+        _out(f"imported {count} events into {ledger.url.redacted}")
+        _out(f"digest: {digest}")
     if not result.ok:
-        err.print(f"TAMPERED: {result.first}", highlight=False, markup=False)
+        if not as_json:
+            err.print(f"TAMPERED: {result.first}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 
@@ -338,7 +387,7 @@ def _step(kind: str, f: dict[str, Any]) -> str:
         return f"tx {f['tx_hash']} reorged out of block {f['old_block_hash']}"
     if kind == "InstructionCompleted":
         return "completed"
-    return f"{kind}: {details(f, None)}"
+    return f"{kind}: {details(f)}"
 
 
 @audit.command("instruction")
@@ -346,25 +395,29 @@ def audit_instruction(
     instruction_id: Annotated[str, typer.Argument(metavar="ID", help="The instruction id.")],
     db: DbOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """One instruction's full story, in order, with its status, fill totals and fees.
 
     Accepted (with its normalised instruction and the market snapshot it was accepted with), submitted,
     acknowledged, each fill, cancels, rejections, transactions submitted, mined and confirmed with
     their effects, transfers sent and received."""
+    from ledger.cli_output import rounded
     from replays.audit import instruction_story
 
     ledger = _open(db)
-    story = _guard(lambda: instruction_story(ledger, instruction_id))
+    story = guard(lambda: instruction_story(ledger, instruction_id))
+    avg = None if story.average_price is None else rounded(story.average_price)
     if as_json:
-        _out(json.dumps(story.to_json()))
+        emit({**story.to_json(), "average_price": avg})
         return
-    avg = story.average_price
-    _out(f"instruction {story.instruction_id} at {story.venue or '-'}: {story.status or '-'}")
+    out = Output(wide)
+    out.line(f"instruction {story.instruction_id} at {story.venue or '-'}: {story.status or '-'}")
     if story.market:
-        _out("market at acceptance: " + ", ".join(f"{k}={v}" for k, v in story.market.items()))
-    fees = ", ".join(f"{v} {k}" for k, v in story.fees.items()) or "none"
-    _out(f"filled {story.filled}" + (f" at {avg:.8f} on average" if avg is not None else "")
-         + f"; fees {fees}")
+        out.line("market at acceptance: " + ", ".join(f"{k}={v}" for k, v in story.market.items()))
+    fees = ", ".join(f"{number(v)} {k}" for k, v in story.fees.items()) or "none"
+    out.line(f"filled {number(story.filled)}" + (f" at {number(avg)} on average" if avg is not None else "")
+             + f"; fees {fees}")
     for r in story.events:
-        _out(f"{r.notification_id:>7}  {r.ts:<25}  {r.venue or '-':<9}  {_step(r.type, r.fields)}")
+        out.line(f"{r.notification_id:>7}  {r.ts:<25}  {r.venue or '-':<9}  {_step(r.type, r.fields)}",
+                 hang=_DETAIL_INDENT)

@@ -101,7 +101,7 @@ def _param_help() -> str:
 
 
 def _kind(data: Path | None) -> str:
-    from ledger.backtest import seed_root
+    from ledger.marketdata import seed_root
 
     if data is None:
         return "synthetic"
@@ -171,7 +171,7 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Run a strategy over market data through the execution interfaces into a fresh ledger."""
-    from ledger.backtest import build_config, load_for, merge, run_backtest, seed_overrides
+    from ledger.backtest import build_config, load_for, max_days, merge, run_backtest, seed_overrides
     from ledger.config import load_config
     from ledger.report import render_console, write_report
     from ledger.strategies import create, recorded
@@ -211,6 +211,8 @@ def backtest(
             "seed": seed,
             "fill": fill,
         }
+        if max_days() is not None:  # record the window the cap left, so a rerun repeats it without the cap
+            spec.update(start=market.start.isoformat(), end=market.end.isoformat(), days=None)
         cfg = build_config(
             chosen,
             market,

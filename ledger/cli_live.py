@@ -4,20 +4,15 @@ and reconciliation of the ledger with the venues' accounts."""
 from __future__ import annotations
 
 import asyncio
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from aggregates.errors import LedgerError
-from ledger.cli_backtest import _plain
-
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from ledger.cli_output import Col, JsonOption, Output, WideOption, emit, err, fail, number
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", help="TOML config: venues, keys, ledger, live table.")
@@ -25,11 +20,6 @@ ConfigOption = Annotated[
 MainnetOption = Annotated[
     bool, typer.Option("--mainnet", help="Trade on the venues' production accounts (sandbox otherwise).")
 ]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", highlight=False, markup=False)
-    return typer.Exit(2)
 
 
 def live(
@@ -50,6 +40,9 @@ def live(
     steps: Annotated[
         int | None, typer.Option(help="Stop after this many decisions (default: Ctrl-C).")
     ] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per step instead of the status line, then one for the run.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Run a strategy live against the configured venues; reconciles first; Ctrl-C stops cleanly."""
     from ledger.cli_backtest import _params
@@ -58,25 +51,26 @@ def live(
     from ledger.strategies import create
 
     if interval < 0:
-        raise _fail(f"--interval: must not be negative, got {interval}")
+        raise fail(f"--interval: must not be negative, got {interval}")
     if steps is not None and steps <= 0:
-        raise _fail(f"--steps: must be positive, got {steps}")
+        raise fail(f"--steps: must be positive, got {steps}")
     try:
         amount = Decimal(capital)
         if not amount.is_finite() or amount <= 0:
             raise ValueError
     except (ArithmeticError, ValueError):
-        raise _fail(f"--capital: expected a positive amount, got {capital!r}") from None
+        raise fail(f"--capital: expected a positive amount, got {capital!r}") from None
     try:
         overrides = load_config(config)
         params = {**(overrides.pop("strategy_params", None) or {}), **_params(param or [])}
         chosen = create(strategy, capital=amount, **params)
         cfg = live_config(overrides, dry_run=dry_run, mainnet=mainnet, strategy=chosen)
     except LedgerError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     if mainnet and not dry_run:
         err.print("MAINNET: orders go to the venues' production accounts", highlight=False)
-    terminal = console.is_terminal
+    console = Console(highlight=False)
+    terminal = console.is_terminal and not as_json
 
     def show(line: str) -> None:
         if terminal:
@@ -85,24 +79,31 @@ def live(
             console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     try:
-        run, engine = asyncio.run(run_live(cfg, chosen, interval_s=interval, max_steps=steps, status=show))
+        run, engine = asyncio.run(run_live(
+            cfg, chosen, interval_s=interval, max_steps=steps, status=None if as_json else show,
+            status_data=emit if as_json else None))
     except LedgerError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
+    if as_json:
+        emit({"mode": engine.execution_mode, "ended": run.stopped_by or "stopped", "steps": run.steps,
+              "instructions": run.instructions, "statuses": dict(sorted(run.statuses.items())),
+              "reconciliation": run.reconciliation})
+        _print_unresolved(run.reconciliation)
+        return
     if terminal:
         console.print()
     statuses = ", ".join(f"{k.lower()} {v}" for k, v in sorted(run.statuses.items())) or "none"
-    console.print(
+    Output(wide).line(
         f"{engine.execution_mode} run ended ({run.stopped_by or 'stopped'}): {run.steps} steps, "
-        f"{run.instructions} instructions ({statuses})",
-        highlight=False,
-    )
+        f"{run.instructions} instructions ({statuses})")
     _print_unresolved(run.reconciliation)
 
 
 def reconcile(
     config: ConfigOption,
     mainnet: MainnetOption = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Resolve in-flight instructions, record missing fills, observe balances; exit 1 while any venue
     stays unresolved or unreachable."""
@@ -112,45 +113,34 @@ def reconcile(
     try:
         report = asyncio.run(run_reconcile(load_config(config), mainnet=mainnet))
     except LedgerError as e:
-        raise _fail(str(e)) from None
+        raise fail(str(e)) from None
     if as_json:
-        print(json.dumps(_plain(report)))
+        emit(report)
     else:
-        _print_report(report)
+        _print_report(Output(wide), report)
     if any(r["unresolved"] or r["error"] for r in report.values()):
         raise typer.Exit(1)
 
 
-def _print_report(report: dict[str, Any]) -> None:
-    table = Table(title="Reconciliation")
-    for col in (
-        "venue",
-        "resolved",
-        "unresolved",
-        "fills recorded",
-        "open orders (not ours)",
-        "balance differences",
-        "position differences",
-        "problem",
-    ):
-        table.add_column(col)
+def _print_report(out: Output, report: dict[str, Any]) -> None:
+    rows = []
     for venue, r in report.items():
-        balances = [
-            f"{b['wallet']}/{b['asset']} {b['difference']:+}" for b in r["balances"] if b["difference"]
-        ]
-        positions = [f"{p['symbol']} {p['difference']:+}" for p in r["positions"] if p["difference"]]
-        table.add_row(
-            venue,
-            str(len(r["resolved"])),
-            str(len(r["unresolved"])),
-            str(r["fills_recorded"]),
-            f"{r['open_orders']} ({r['foreign_open_orders']})",
-            "\n".join(balances) or "none",
-            "\n".join(positions) or "none",
-            r["error"] or "",
-        )
-    console.print(table)
+        balances = [f"{b['wallet']}/{b['asset']} {_signed(b['difference'])}" for b in r["balances"]
+                    if b["difference"]]
+        positions = [f"{p['symbol']} {_signed(p['difference'])}" for p in r["positions"] if p["difference"]]
+        rows.append((venue, len(r["resolved"]), len(r["unresolved"]), r["fills_recorded"],
+                     f"{r['open_orders']} ({r['foreign_open_orders']})", "\n".join(balances) or "none",
+                     "\n".join(positions) or "none", r["error"] or ""))
+    out.table("Reconciliation", [
+        Col("venue", "id"), Col("resolved", "num"), Col("unresolved", "num"), Col("fills recorded", "num"),
+        Col("open orders (not ours)", "num"), Col("balance differences", "id", detail=True),
+        Col("position differences", "id", detail=True), Col("problem", detail=True)], rows)
     _print_unresolved(report)
+
+
+def _signed(value: Any) -> str:
+    text = number(value)
+    return text if text.startswith("-") else f"+{text}"
 
 
 def _print_unresolved(report: dict[str, Any]) -> None:

@@ -80,7 +80,7 @@ class EventDrivenStrategyEngine:
                 f"{self.ledger.url.redacted} already holds a ledger; a backtest writes a fresh one "
                 "(choose another database, or set ledger.append = true)"
             )
-        self.data_provider = DataProvider(self.config.get("data"), data)
+        self.data_provider = DataProvider(self.config.get("data"), data, cfg.session_start(self.config))
         self.limits = RiskLimits.from_config(self.config)
         self.projection = InMemoryProjection()
         self.position_monitor = PositionMonitor(self.projection, self.limits)

@@ -204,54 +204,78 @@ class LiveRun:
             self.statuses[status] = self.statuses.get(status, 0) + 1
 
 
-def status_line(engine: EventDrivenStrategyEngine, run: LiveRun, feed_errors: Mapping[str, str]) -> str:
+def status_fields(engine: EventDrivenStrategyEngine, run: LiveRun, feed_errors: Mapping[str, str],
+                  ) -> dict[str, Any]:
+    """What the status line shows, as data (`ledger live --json` prints one object per step)."""
     mon, market = engine.position_monitor, engine.market
     backend = live_backend(engine)
-    price = market.get("eth_usd_price")
-    exposure = mon.exposure().get("ETH", Decimal(0))
-    parts = [
-        f"{engine.event_logger.now():%H:%M:%S}",
-        f"{engine.execution_mode}",
-        f"step {run.steps}",
-        f"orders {run.instructions} " + " ".join(f"{k.lower()} {v}" for k, v in sorted(run.statuses.items())),
-        f"ETH {price:.2f}" if price else "ETH ?",
-        f"net ETH {exposure:+.4f}",
-        f"equity {mon.equity():,.2f} USD",
-    ]
     venues = cex_venues(engine)
-    marks = [f"{v} {m:.2f}" for v in venues if (m := market.get(mark_key(v, "ETH"))) is not None]
-    if marks:
-        parts.append("marks " + " ".join(marks))
-    held = [
-        _perp_status(v, row, market)
-        for v in venues
-        for row in mon.positions(v)
-        if row["market_type"] == "perp"
-    ]
-    if held:
-        parts.append("perps " + ", ".join(held))
-    funding = mon.pnl().get("funding", Decimal(0))
-    parts.append(f"funding {'received' if funding >= 0 else 'paid'} {abs(funding):,.2f} USD")
+    fields: dict[str, Any] = {
+        "time": engine.event_logger.now(),
+        "mode": engine.execution_mode,
+        "step": run.steps,
+        "orders": run.instructions,
+        "statuses": dict(sorted(run.statuses.items())),
+        "eth_usd_price": market.get("eth_usd_price"),
+        "net_eth": mon.exposure().get("ETH", Decimal(0)),
+        "equity": mon.equity(),
+        "marks": {v: m for v in venues if (m := market.get(mark_key(v, "ETH"))) is not None},
+        "perps": [_perp(v, row, market) for v in venues for row in mon.positions(v)
+                  if row["market_type"] == "perp"],
+        "funding": mon.pnl().get("funding", Decimal(0)),
+        "resting": None,
+        "unresolved": None,
+        "issues": dict(sorted(feed_errors.items())),
+    }
     if backend is not None:
         interface = engine.execution_interfaces["cex"]
-        pending = sum(len(backend.unresolved(interface, v)) for v in cex_venues(engine))
-        parts.append(f"resting {len(backend.resting)} unresolved {pending}")
-        problems = {**backend.errors, **feed_errors}
-    else:
-        problems = dict(feed_errors)
-    if problems:
-        parts.append("issues: " + ", ".join(f"{v} {why[:40]}" for v, why in sorted(problems.items())))
+        fields["resting"] = len(backend.resting)
+        fields["unresolved"] = sum(len(backend.unresolved(interface, v)) for v in venues)
+        fields["issues"] = dict(sorted({**backend.errors, **feed_errors}.items()))
+    return fields
+
+
+def status_line(engine: EventDrivenStrategyEngine, run: LiveRun, feed_errors: Mapping[str, str]) -> str:
+    return format_status(status_fields(engine, run, feed_errors))
+
+
+def format_status(f: Mapping[str, Any]) -> str:
+    """The one-line status `ledger live` rewrites after every step."""
+    price, exposure = f["eth_usd_price"], f["net_eth"]
+    parts = [
+        f"{f['time']:%H:%M:%S}",
+        f"{f['mode']}",
+        f"step {f['step']}",
+        f"orders {f['orders']} " + " ".join(f"{k.lower()} {v}" for k, v in f["statuses"].items()),
+        f"ETH {price:.2f}" if price else "ETH ?",
+        f"net ETH {exposure:+.4f}",
+        f"equity {f['equity']:,.2f} USD",
+    ]
+    if f["marks"]:
+        parts.append("marks " + " ".join(f"{v} {m:.2f}" for v, m in f["marks"].items()))
+    if f["perps"]:
+        parts.append("perps " + ", ".join(_perp_status(p) for p in f["perps"]))
+    funding = f["funding"]
+    parts.append(f"funding {'received' if funding >= 0 else 'paid'} {abs(funding):,.2f} USD")
+    if f["resting"] is not None:
+        parts.append(f"resting {f['resting']} unresolved {f['unresolved']}")
+    if f["issues"]:
+        parts.append("issues: " + ", ".join(f"{v} {why[:40]}" for v, why in f["issues"].items()))
     return " | ".join(parts)
 
 
-def _perp_status(venue: str, row: Mapping[str, Any], market: Mapping[str, Decimal]) -> str:
-    """`bybit ETH -1.0000 fr +0.0100%` (the mark too when the base is not ETH, whose marks lead)."""
+def _perp(venue: str, row: Mapping[str, Any], market: Mapping[str, Decimal]) -> dict[str, Any]:
     base = str(row["symbol"]).split("/")[0]
-    text = f"{venue} {base} {Decimal(row['amount']):+.4f}"
-    mark = market.get(mark_key(venue, base))
-    if base.upper() != "ETH" and mark is not None:
-        text += f" mark {mark:.2f}"
-    rate = market.get(funding_key(venue, base))
+    return {"venue": venue, "base": base, "amount": Decimal(row["amount"]),
+            "mark": market.get(mark_key(venue, base)), "funding_rate": market.get(funding_key(venue, base))}
+
+
+def _perp_status(p: Mapping[str, Any]) -> str:
+    """`bybit ETH -1.0000 fr +0.0100%` (the mark too when the base is not ETH, whose marks lead)."""
+    text = f"{p['venue']} {p['base']} {p['amount']:+.4f}"
+    if p["base"].upper() != "ETH" and p["mark"] is not None:
+        text += f" mark {p['mark']:.2f}"
+    rate = p["funding_rate"]
     return text + (f" fr {rate:+.4%}" if rate is not None else " fr ?")
 
 
@@ -262,6 +286,7 @@ async def run_live(
     interval_s: float = 5.0,
     max_steps: int | None = None,
     status: Status | None = None,
+    status_data: Callable[[dict[str, Any]], None] | None = None,
     stop: asyncio.Event | None = None,
     client_factory: ClientFactory | None = None,
 ) -> tuple[LiveRun, EventDrivenStrategyEngine]:
@@ -299,8 +324,12 @@ async def run_live(
                 run.count(await engine.execute_decision(decision, market_data=engine.market))
             run.steps += 1
             engine.event_logger.sync()  # a step ends with its venue replies on disk too
-            if status is not None:
-                status(status_line(engine, run, feed.errors))
+            if status is not None or status_data is not None:
+                fields = status_fields(engine, run, feed.errors)
+                if status is not None:
+                    status(format_status(fields))
+                if status_data is not None:
+                    status_data(fields)
             if max_steps is not None and run.steps >= max_steps:
                 break
             with contextlib.suppress(TimeoutError):

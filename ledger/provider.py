@@ -1,4 +1,11 @@
-"""`data_provider` of the seed's interfaces: market data from config, loaded on first use."""
+"""`data_provider` of the seed's interfaces: market data from config, loaded on first use.
+
+`data.data_dir` may name the seed data folder (the repository's `data/`, which holds `seed/`): then the
+series in `data.needs` (default: ETH spot, the ETH perps and funding at every venue with data for the
+window, AAVE, staking and gas) are loaded over [`data.start`, `data.end`) — `data.start` defaulting to
+the session start and `data.end` to `data.days` (default 7) later — with `data.fill` ("error" or
+"previous") for gaps. Any other folder is read as Binance files (`load_folder`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from executors.costs import ConfigError
-from ledger.marketdata import DataError, FundingPoint, MarketData, generate, load_event_log, load_folder
+from ledger.marketdata import (
+    DataError,
+    FundingPoint,
+    MarketData,
+    availability,
+    generate,
+    load_event_log,
+    load_folder,
+    load_seed,
+    seed_root,
+)
 
 EPSILON = timedelta(microseconds=1)
+SEED_NEEDS = ("eth_spot", "eth_perp", "funding_eth", "aave", "staking", "gas")
+SEED_DAYS = 7
 
 
 def describe(data_config: Mapping[str, Any]) -> str:
@@ -27,9 +46,13 @@ def describe(data_config: Mapping[str, Any]) -> str:
 class DataProvider:
     """Snapshots and funding from one `MarketData`, or nothing when no data is configured."""
 
-    def __init__(self, data_config: Mapping[str, Any] | None = None, data: MarketData | None = None) -> None:
+    def __init__(
+        self, data_config: Mapping[str, Any] | None = None, data: MarketData | None = None,
+        start: datetime | None = None,
+    ) -> None:
         self.config = dict(data_config or {})
         self._data = data
+        self.start = start  # the session's start: where a seed data window begins unless data.start says
         self.error: DataError | ConfigError | None = None
 
     @property
@@ -69,6 +92,9 @@ class DataProvider:
             folder = Path(str(c.get("data_dir") or c.get("dir")))
             if not folder.is_dir():
                 raise DataError(f"data.data_dir: no such folder: {folder}")
+            root = seed_root(folder)
+            if root is not None:
+                return self._seed(root)
             return load_folder(folder, _time(start, "data.start"), _time(end, "data.end"))
         if c.get("log"):
             return load_event_log(str(c["log"]))
@@ -79,6 +105,21 @@ class DataProvider:
             last = _time(end, "data.end") or first + timedelta(days=float(c.get("days", 90)))
             return generate(int(c.get("seed", 0)), first, last)
         raise DataError("data: no market data configured (give data.data_dir, data.log or data.source)")
+
+    def _seed(self, root: Path) -> MarketData:
+        c = self.config
+        first = _time(c.get("start"), "data.start") or self.start
+        if first is None:
+            raise ConfigError("data.start", "the seed data folder needs a start time (or session.start)")
+        last = _time(c.get("end"), "data.end") or first + timedelta(days=float(c.get("days", SEED_DAYS)))
+        needs = c.get("needs")
+        if needs is None:  # perps and funding at the venues whose files serve the window
+            have = availability(root, first, last, SEED_NEEDS).venues
+            needs = [n for n in SEED_NEEDS if n not in have]
+            needs += [f"{n}:{','.join(venues)}" for n, venues in have.items() if venues]
+        if isinstance(needs, str) or not isinstance(needs, list | tuple):
+            raise ConfigError("data.needs", f"expected a list of series names, got {needs!r}")
+        return load_seed(root, first, last, [str(n) for n in needs], fill=str(c.get("fill", "error")))
 
     def snapshot(self, ts: datetime) -> dict[str, Decimal]:
         """The row at or before `ts` (raises the load error when the configured data is missing)."""

@@ -18,9 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console, RenderableType
 
 from aggregates.errors import LedgerError
 
@@ -232,11 +230,30 @@ def _figures(summary: dict[str, Any], equity: Series | None) -> dict[str, str]:
     return out
 
 
-def _pairs(mapping: Any) -> list[tuple[str, str]]:
-    return [(str(k), quantity(v)) for k, v in sorted((mapping or {}).items())]
+def _tables(summary: dict[str, Any], equity: Series | None, console: bool = False) -> dict[str, _Table]:
+    """The report's tables as text. For the page: money with 2 decimals, quantities with up to 8; for
+    the console (`console=True`): the CLI's one rule — recorded amounts exact, derived numbers to 12
+    decimals, positional (`ledger.cli_output.number`)."""
+    if console:
+        from ledger.cli_output import number, rounded
 
+        def quantity_(value: object) -> str:
+            return number(value)
 
-def _tables(summary: dict[str, Any], equity: Series | None) -> dict[str, _Table]:
+        def money_(value: object) -> str:
+            return number(rounded(value))
+
+        def ratio(value: object) -> str:
+            return number(rounded(value))
+    else:
+        quantity_, money_ = quantity, money
+
+        def ratio(value: object) -> str:
+            return _fmt(value, 4)
+
+    def pairs(mapping: Any, fmt: Any = quantity_) -> list[tuple[str, str]]:
+        return [(str(k), fmt(v)) for k, v in sorted((mapping or {}).items())]
+
     params = [
         (k, f"{v:,}" if isinstance(v, int) else str(v))
         for k in ("strategy", "start", "end", "seed", "events", "fills")
@@ -245,17 +262,17 @@ def _tables(summary: dict[str, Any], equity: Series | None) -> dict[str, _Table]
     balances = [
         (str(venue), a, x)
         for venue, assets in sorted((summary.get("balances") or {}).items())
-        for a, x in (_pairs(assets) if isinstance(assets, dict) else [(venue, quantity(assets))])
+        for a, x in (pairs(assets) if isinstance(assets, dict) else [(venue, quantity_(assets))])
     ]
     positions = [
         (
             str(p.get("venue", "")),
             str(p.get("instrument", "")),
             str(p.get("market_type", "")),
-            quantity(p.get("quantity")),
-            quantity(p.get("avg_entry")),
-            money(p.get("realised")),
-            money(p.get("fees")),
+            quantity_(p.get("quantity")),
+            money_(p.get("avg_entry")) if console else quantity(p.get("avg_entry")),
+            money_(p.get("realised")),
+            money_(p.get("fees")),
         )
         for p in summary.get("positions") or []
     ]
@@ -273,19 +290,21 @@ def _tables(summary: dict[str, Any], equity: Series | None) -> dict[str, _Table]
             positions,
             left=3,
         ),
-        "exposure": _Table("Net exposure", ("underlying", "net units"), _pairs(summary.get("exposure"))),
-        "in_transit": _Table("In transit", ("asset", "amount"), _pairs(summary.get("in_transit"))),
-        "pnl": _Table("P&L by line (USD)", ("line", "USD"), [(k, money(pnl[k])) for k in lines]),
+        "exposure": _Table("Net exposure", ("underlying", "net units"),
+                           pairs(summary.get("exposure"), money_ if console else quantity_)),
+        "in_transit": _Table("In transit", ("asset", "amount"), pairs(summary.get("in_transit"))),
+        "pnl": _Table("P&L by line (USD)", ("line", "USD"), [(k, money_(pnl[k])) for k in lines]),
         "attribution": _Table(
             "Equity change by source (USD)",
             ("source", "USD"),
-            [(k.replace("_", " "), money(v)) for k, v in (summary.get("attribution") or {}).items()],
+            [(k.replace("_", " "), money_(v)) for k, v in (summary.get("attribution") or {}).items()],
         ),
         "risk": _Table(
             "Risk",
             ("venue", "health factor", "margin use"),
             [
-                (v, _fmt(hf[v], 4) if v in hf else "—", percent(mu[v]) if v in mu else "—")
+                (v, ratio(hf[v]) if v in hf else "—",
+                 (ratio(mu[v]) if console else percent(mu[v])) if v in mu else "—")
                 for v in sorted(set(hf) | set(mu))
             ],
         ),
@@ -407,18 +426,17 @@ def write_report(
     return {key: folder / name for key, (name, _data) in files.items()}
 
 
-def summary_tables(summary: dict[str, Any]) -> list[Table]:
-    """Rich tables: balances per venue, positions, exposure, P&L by line, and risk when there is any."""
+def summary_tables(summary: dict[str, Any], width: int = 80, wide: bool = False) -> list[RenderableType]:
+    """Console tables (balances per venue, positions, exposure, P&L by line, and risk when there is
+    any) that fit `width`, through the CLI's one table rule (`ledger.cli_output.table`)."""
+    from ledger.cli_output import Col, table
+
     out = []
-    for key, spec in _tables(summary, None).items():
+    for key, spec in _tables(summary, None, console=True).items():
         if key in ("params", "headline", "in_transit") or (key in ("risk", "attribution") and not spec.rows):
             continue
-        table = Table(title=spec.title, title_justify="left")
-        for i, header in enumerate(spec.headers):
-            table.add_column(header, justify="left" if i < spec.left else "right")
-        for row in spec.rows:
-            table.add_row(*(Text(c) for c in row))
-        out.append(table)
+        columns = [h if i < spec.left else Col(h, "num") for i, h in enumerate(spec.headers)]
+        out.append(table(spec.title, columns, spec.rows, width=width, wide=wide))
     return out
 
 
@@ -437,7 +455,7 @@ def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
 def render_console(summary: dict[str, Any], console: Console, equity: Series | None = None) -> None:
     """Print the headline, the summary tables, any risk breaches and the digest to `console`."""
     console.print(headline(summary, equity), markup=False, highlight=False)
-    for table in summary_tables(summary):
+    for table in summary_tables(summary, console.width):
         console.print(table)
     for breach in (summary.get("risk") or {}).get("breaches") or []:
         console.print(f"risk breach: {breach}", markup=False, highlight=False, style="bold red")

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,8 +23,9 @@ from aggregates.errors import LedgerError, StoreError
 from aggregates.session import Session
 from aggregates.transitions import State
 from aggregates.venue import ALL_EVENTS, VenueLedger
+from ledger.cli_output import plain
 from ledger.codec import split_state
-from replays.verify import Finding, Verification, verify_chain
+from replays.verify import PROGRESS_EVERY, Finding, Verification, verify_chain
 
 OPENED = VenueLedger.Opened.TOPIC
 SESSION_STARTED = Session.SessionStarted.TOPIC
@@ -82,23 +82,6 @@ def readonly_uri(path: str) -> str:
 
 
 # ---- event records -----------------------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """A JSON-safe copy: Decimals as exact strings, times as ISO text, tuples as lists."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {(k if isinstance(k, str) else ":".join(map(str, k))): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
@@ -188,6 +171,11 @@ class LogReader:
 
     def records(self, after: int = 0, stop: int | None = None) -> Iterator[tuple[EventRecord, bytes]]:
         """(record, plaintext stored state) pairs the query selects."""
+        for record, state, _event in self.entries(after, stop):
+            yield record, state
+
+    def entries(self, after: int = 0, stop: int | None = None) -> Iterator[tuple[EventRecord, bytes, Any]]:
+        """(record, plaintext stored state, decoded event) triples the query selects."""
         q = self.query
         plaintext = self.ledger.codec.plaintext
         decode = self.ledger.decode_row
@@ -217,7 +205,7 @@ class LogReader:
             if (q.since is not None and ts < q.since) or (q.until is not None and ts > q.until):
                 continue
             self.matched += 1
-            yield self._record(nid, stream, version, topic, event, plain_state), plain_state
+            yield self._record(nid, stream, version, topic, event, plain_state), plain_state, event
             if q.limit is not None and self.matched >= q.limit:
                 return
 
@@ -413,11 +401,21 @@ class Audit:
         }
 
 
-def audit_ledger(ledger: Any, anchor: dict[str, Any] | None = None) -> Audit:
+Phase = Callable[[str, int, int], None]
+
+
+def audit_ledger(ledger: Any, anchor: dict[str, Any] | None = None, progress: Phase | None = None) -> Audit:
     """Chain and checkpoints first (a broken chain makes the rest meaningless), then the lifecycle of
-    every instruction, the SQL views against a rebuild, and the stored snapshots against the events."""
+    every instruction, the SQL views against a rebuild, and the stored snapshots against the events.
+    `progress(phase, done, total)` follows the passes: "chain", "lifecycle" (events), "snapshots"
+    (streams)."""
     _probe_key(ledger)
-    chain = verify_chain(ledger, anchor=anchor)
+    total = ledger.max_notification_id()
+
+    def tell(phase: str, of: int) -> Callable[[int], None] | None:
+        return None if progress is None else (lambda done: progress(phase, done, of))
+
+    chain = verify_chain(ledger, anchor=anchor, progress=tell("chain", total))
     result = Audit(chain=chain)
     if not chain.ok:
         first = chain.first
@@ -426,7 +424,8 @@ def audit_ledger(ledger: Any, anchor: dict[str, Any] | None = None) -> Audit:
         return result
     views = _ViewCheck(ledger)
     try:
-        result.problems += _check_lifecycle(ledger, _Tap(ledger, views), result, views)
+        result.problems += _check_lifecycle(ledger, _Tap(ledger, views, tell("lifecycle", total)), result,
+                                            views)
         result.views, result.views_position = views.outcome, views.position
         if views.problem is None and views.outcome == "pending":
             problem = views.compare()
@@ -439,7 +438,8 @@ def audit_ledger(ledger: Any, anchor: dict[str, Any] | None = None) -> Audit:
     finally:
         views.close()
     if not result.problems:
-        snapshot_problem, result.snapshots = _check_snapshots(ledger, chain.heads)
+        snapshot_problem, result.snapshots = _check_snapshots(
+            ledger, chain.heads, tell("snapshots", len(chain.heads)))
         if snapshot_problem is not None:
             result.problems.append(snapshot_problem)
     return result
@@ -477,9 +477,10 @@ class _Tap:
     """One decoding pass over the log feeding the lifecycle checker, the view rebuild and the
     session bookkeeping at once (three passes over millions of events would triple the time)."""
 
-    def __init__(self, ledger: Any, views: _ViewCheck) -> None:
+    def __init__(self, ledger: Any, views: _ViewCheck, progress: Callable[[int], None] | None = None) -> None:
         self.ledger = ledger
         self.views = views
+        self.progress = progress
         self.last_event: dict[str, tuple[int, str, int]] = {}  # instruction -> its last event
         self.modes: dict[str, str] = {}  # session stream -> mode
         self.keys: dict[str, str] = {}  # session stream -> session key
@@ -509,6 +510,8 @@ class _Tap:
                 if len(pending) >= 20_000:
                     views.feed(pending)
                     pending = []
+            if self.progress is not None and nid % PROGRESS_EVERY == 0:
+                self.progress(nid)
             yield nid, event
         if pending:
             views.feed(pending)
@@ -684,7 +687,8 @@ def _readonly_engine(url: Any) -> Any:
     return create_engine(f"sqlite:///{readonly_uri(url.path)}&uri=true")
 
 
-def _check_snapshots(ledger: Any, streams: Iterable[str]) -> tuple[Problem | None, int]:
+def _check_snapshots(ledger: Any, streams: Iterable[str], progress: Callable[[int], None] | None = None,
+                     ) -> tuple[Problem | None, int]:
     """Every stored snapshot equals its aggregate rebuilt from the events up to its version
     (a forged snapshot would change what a live writer loads)."""
     snapshots = getattr(ledger, "snapshots", None)
@@ -693,7 +697,9 @@ def _check_snapshots(ledger: Any, streams: Iterable[str]) -> tuple[Problem | Non
     from eventsourcing.utils import resolve_topic
 
     count = 0
-    for stream in sorted(streams):
+    for done, stream in enumerate(sorted(streams)):
+        if progress is not None:
+            progress(done)
         oid = UUID(stream)
         aggregate: Any = None
         version = 0

@@ -22,7 +22,6 @@ from projections.state import LedgerState
 from replays.state import ReplayError
 
 STARTED = Session.SessionStarted.TOPIC
-WIDTH = 44
 _decode = msgspec.json.decode
 
 
@@ -47,24 +46,20 @@ class Divergence:
     b: Side | None
     fields: tuple[tuple[str, Any, Any], ...]
 
-    def lines(self, names: tuple[str, str] = ("A", "B")) -> list[str]:
-        """The divergence as a side-by-side text table."""
+    def title(self, names: tuple[str, str] = ("A", "B")) -> str:
+        where = ", ".join(f"notification {s.notification} in {n}"
+                          for s, n in ((self.a, names[0]), (self.b, names[1])) if s is not None)
+        return f"first divergence at event {self.position + 1} ({where}):"
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(field, A's value, B's value) as whole text: the event's place, then each differing field."""
         a, b = self.a, self.b
-        where = ", ".join(f"notification {s.notification} in {n}" for s, n in ((a, names[0]), (b, names[1]))
-                         if s is not None)
-        out = [f"first divergence at event {self.position + 1} ({where}):"]
-        rows: list[tuple[str, str, str]] = [("", names[0], names[1])]
-        for label in ("notification", "topic", "stream", "version"):
-            rows.append((label, _show(getattr(a, label)) if a else "(log ended)",
-                         _show(getattr(b, label)) if b else "(log ended)"))
-        for name, x, y in self.fields:
-            if name in ("topic", "stream", "version"):
-                continue
-            rows.append((name, _show(x), _show(y)))
-        width = max(len(r[0]) for r in rows) + 2
-        for label, x, y in rows:
-            out.append(f"  {label:<{width}}{x:<{WIDTH}}  {y}".rstrip())
-        return out
+        rows = [(label, _show(getattr(a, label)) if a else "(log ended)",
+                 _show(getattr(b, label)) if b else "(log ended)")
+                for label in ("notification", "topic", "stream", "version")]
+        rows += [(name, _show(x), _show(y)) for name, x, y in self.fields
+                 if name not in ("topic", "stream", "version")]
+        return rows
 
     def plain(self) -> dict[str, Any]:
         def side(s: Side | None) -> dict[str, Any] | None:
@@ -81,8 +76,7 @@ MISSING = "(absent)"
 
 
 def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= WIDTH else text[: WIDTH - 1] + "…"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 def field_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

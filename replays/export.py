@@ -1,10 +1,26 @@
-"""Streaming export of a ledger's events (JSONL, CSV, Parquet) and re-import of a JSONL export.
+"""Export of a ledger's events (JSONL, CSV, typed Parquet) and re-import of a JSONL export.
 
-Every exported row carries its notification id, stream, version, topic, the stored plaintext state
-exactly as first written (base64 in JSONL and CSV, bytes in Parquet: the chain digest covers these
-bytes) and a decoded, human-readable `event`. Rows are written as they are read, so memory stays flat
-on logs of millions of events. Re-import writes the stored bytes back unchanged, so the imported
-ledger's chain, checkpoints and digest equal the original's.
+- **JSONL** (`.jsonl`): one object per event: notification id, stream, version, topic, type, venue,
+  time, instruction id, chain digest, the decoded `event` (Decimals as text) and `state`, the stored
+  plaintext exactly as first written, in base64 (the chain digest covers these bytes). `ledger audit
+  import` reads it back into an equal ledger.
+- **CSV** (`.csv`): the same columns with `event` as JSON text; the base64 `state` column only with
+  `with_bytes` (it more than doubles the file).
+- **Parquet** (`.parquet`): the events table: the common columns flattened, `ts` as
+  `timestamp[us, tz=UTC]`, `event` as JSON text and `state` as the exact stored bytes (binary).
+- **A folder** (a path without extension, or an existing folder): one Parquet file per kind people
+  query — `events`, `fills`, `funding`, `interest`, `transfers` (sent, received, failed) and
+  `balances` (the projection's balances at the end, per venue, wallet and asset).
+
+Decimal columns: a column is `decimal128(38, 18)` when every value in it fits exactly (at most 18
+decimals and 20 integer digits); otherwise the whole column is text holding each exact value in
+positional notation (AAVE indexes read from the chain carry 27 decimals: ray units). The rule is per
+column and per file, so the same log always gives the same schema.
+
+Memory stays flat: events are written in row groups of `PARQUET_BATCH` rows as they are read; the
+other kinds are spilled the same way to a scratch Parquet file with their decimals as text, then
+rewritten row group by row group once every value has been seen. Only the projection's state (for the
+balances) is kept whole. Files appear only when complete (written beside the target, then renamed).
 """
 
 from __future__ import annotations
@@ -13,7 +29,10 @@ import base64
 import binascii
 import csv
 import os
-from collections.abc import Callable, Iterator
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
@@ -24,22 +43,91 @@ from aggregates.errors import LedgerError
 from replays.audit import AuditInputError, EventRecord, LogReader
 
 FORMATS = ("jsonl", "csv", "parquet")
+EXTENSIONS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+KINDS = ("events", "fills", "funding", "interest", "transfers", "balances")
 CSV_COLUMNS = ("notification_id", "stream", "version", "topic", "type", "venue", "ts", "instruction_id",
-               "chain", "event", "state")
+               "chain", "event")
 PARQUET_BATCH = 10_000
 IMPORT_BATCH = 5_000
+PROGRESS_EVERY = 2_000
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 _decode = msgspec.json.Decoder().decode
+_WIDE = Context(prec=80)
+_LIMIT = Decimal(10) ** 20
+_STEP = Decimal("1e-18")
+Progress = Callable[[int, int], None]
 
 
 class ExportError(LedgerError):
     """The export or import cannot be done as asked (one line, exit 2)."""
 
 
+# ---- where to write ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What `--out` and `--format` ask for: one file in `format`, or a folder of Parquet files."""
+
+    path: Path
+    format: str
+    folder: bool
+
+    def files(self) -> dict[str, Path]:
+        if self.folder:
+            return {kind: self.path / f"{kind}.parquet" for kind in KINDS}
+        return {"events": self.path}
+
+
+def resolve_target(out: Path, fmt: str | None = None) -> Target:
+    """The format follows the extension (`.jsonl`, `.csv`, `.parquet`; no extension or an existing
+    folder: one Parquet file per kind). An unknown extension, or a `--format` that says otherwise, is
+    refused."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ExportError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    suffix = out.suffix.lower()
+    if out.is_dir() or not suffix:
+        if fmt not in (None, "parquet"):
+            raise ExportError(f"--format {fmt} writes one file but --out {out} has no extension (a folder, "
+                              f"for one Parquet file per kind); name a .{fmt} file")
+        return Target(out, "parquet", True)
+    implied = EXTENSIONS.get(suffix)
+    if implied is None:
+        raise ExportError(f"--out {out}: unknown extension {out.suffix!r}; use .jsonl, .csv or .parquet, "
+                          "or a name without extension (a folder: one Parquet file per kind)")
+    if fmt is not None and fmt != implied:
+        raise ExportError(f"--format {fmt} contradicts --out {out} (a .{implied} file); "
+                          "drop --format or change the extension")
+    return Target(out, implied, False)
+
+
+def check_target(target: Target, force: bool) -> None:
+    """Refuse before anything is written: a missing parent folder, or files in the way (without force)."""
+    out = target.path
+    if not out.parent.is_dir():
+        raise ExportError(f"--out {out}: directory {out.parent} does not exist")
+    if target.folder:
+        if out.exists() and not out.is_dir():
+            raise ExportError(f"--out {out} exists and is not a folder")
+        taken = [p.name for p in target.files().values() if p.exists()]
+        if taken and not force:
+            raise ExportError(f"--out {out} already holds {', '.join(taken)}; choose another folder or "
+                              "pass --force")
+    elif out.exists() and not force:
+        raise ExportError(f"--out {out} exists; choose another name or pass --force")
+
+
+# ---- writers -------------------------------------------------------------------------------------------
+
+
 class _Writer(Protocol):
-    def write(self, record: EventRecord, state: bytes) -> None: ...
+    def write(self, record: EventRecord, state: bytes, event: Any) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def rows(self) -> dict[str, int]: ...
 
 
 def export_line(record: EventRecord, state: bytes) -> bytes:
@@ -50,67 +138,37 @@ def export_line(record: EventRecord, state: bytes) -> bytes:
 class _JSONLWriter:
     def __init__(self, path: Path) -> None:
         self.fh = open(path, "wb")  # noqa: SIM115  (closed by close(), the writer outlives a with block)
+        self.count = 0
 
-    def write(self, record: EventRecord, state: bytes) -> None:
+    def write(self, record: EventRecord, state: bytes, event: Any) -> None:
         self.fh.write(export_line(record, state) + b"\n")
+        self.count += 1
 
     def close(self) -> None:
         self.fh.close()
 
+    abort = close
 
-class _CSVWriter:
-    def __init__(self, path: Path) -> None:
-        self.fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115  (see _JSONLWriter)
-        self.out = csv.writer(self.fh)
-        self.out.writerow(CSV_COLUMNS)
+    def rows(self) -> dict[str, int]:
+        return {"events": self.count}
 
-    def write(self, record: EventRecord, state: bytes) -> None:
+
+class _CSVWriter(_JSONLWriter):
+    def __init__(self, path: Path, with_bytes: bool) -> None:
+        self.fh = open(path, "w", newline="", encoding="utf-8")  # type: ignore[assignment]  # noqa: SIM115
+        self.count = 0
+        self.out = csv.writer(self.fh)  # type: ignore[arg-type]
+        self.with_bytes = with_bytes
+        self.out.writerow((*CSV_COLUMNS, "state") if with_bytes else CSV_COLUMNS)
+
+    def write(self, record: EventRecord, state: bytes, event: Any) -> None:
         r = record
-        self.out.writerow((r.notification_id, r.stream, r.version, r.topic, r.type, r.venue or "", r.ts,
-                           r.instruction_id or "", r.chain, _encode(r.fields).decode(),
-                           base64.b64encode(state).decode()))
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-class _ParquetWriter:
-    def __init__(self, path: Path) -> None:
-        pa, pq = _pyarrow()
-        self.pa = pa
-        self.schema = pa.schema([
-            ("notification_id", pa.int64()), ("stream", pa.string()), ("version", pa.int64()),
-            ("topic", pa.string()), ("type", pa.string()), ("venue", pa.string()), ("ts", pa.string()),
-            ("instruction_id", pa.string()), ("chain", pa.string()), ("event", pa.string()),
-            ("state", pa.binary()),
-        ])
-        self.writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
-        self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
-
-    def write(self, record: EventRecord, state: bytes) -> None:
-        r, c = record, self.columns
-        for name, value in (("notification_id", r.notification_id), ("stream", r.stream),
-                            ("version", r.version), ("topic", r.topic), ("type", r.type),
-                            ("venue", r.venue), ("ts", r.ts), ("instruction_id", r.instruction_id),
-                            ("chain", r.chain), ("event", _encode(r.fields).decode()), ("state", state)):
-            c[name].append(value)
-        if len(c["state"]) >= PARQUET_BATCH:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.columns["state"]:
-            return
-        self.writer.write_batch(self.pa.record_batch(
-            [self.pa.array(self.columns[n], type=self.schema.field(n).type) for n in self.schema.names],
-            schema=self.schema))
-        for values in self.columns.values():
-            values.clear()
-
-    def close(self) -> None:
-        try:
-            self._flush()
-        finally:
-            self.writer.close()
+        row = [r.notification_id, r.stream, r.version, r.topic, r.type, r.venue or "", r.ts,
+               r.instruction_id or "", r.chain, _encode(r.fields).decode()]
+        if self.with_bytes:
+            row.append(base64.b64encode(state).decode())
+        self.out.writerow(row)
+        self.count += 1
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -123,42 +181,233 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
-_WRITERS: dict[str, Callable[[Path], _Writer]] = {
-    "jsonl": _JSONLWriter, "csv": _CSVWriter, "parquet": _ParquetWriter,
+def fits_decimal128(value: Decimal) -> bool:
+    """True when `value` is exactly a decimal128(38, 18): at most 18 decimals, 20 integer digits."""
+    if not value.is_finite() or abs(value) >= _LIMIT:
+        return False
+    if value.as_tuple().exponent >= -18:  # type: ignore[operator]
+        return True
+    try:
+        return value.quantize(_STEP, context=_WIDE) == value
+    except InvalidOperation:
+        return False
+
+
+def _text(value: Decimal | None) -> str | None:
+    """A Decimal as exact positional text (never an exponent)."""
+    return None if value is None else format(value, "f")
+
+
+# Column types of the Parquet tables: int, str, ts (timestamp[us, tz=UTC]), bin, dec (decimal128(38, 18)
+# when every value fits, else exact text).
+EVENTS_SCHEMA = (("notification_id", "int"), ("stream", "str"), ("version", "int"), ("topic", "str"),
+                 ("type", "str"), ("venue", "str"), ("instruction_id", "str"), ("ts", "ts"),
+                 ("chain", "str"), ("event", "str"), ("state", "bin"))
+SCHEMAS: dict[str, tuple[tuple[str, str], ...]] = {
+    "events": EVENTS_SCHEMA,
+    "fills": (("notification_id", "int"), ("ts", "ts"), ("venue", "str"), ("market_type", "str"),
+              ("instrument", "str"), ("side", "str"), ("quantity", "dec"), ("price", "dec"), ("fee", "dec"),
+              ("fee_asset", "str"), ("liquidity", "str"), ("wallet", "str"), ("trade_id", "str"),
+              ("instruction_id", "str"), ("reference_price", "dec"), ("slippage_bps", "dec")),
+    "funding": (("notification_id", "int"), ("ts", "ts"), ("venue", "str"), ("instrument", "str"),
+                ("wallet", "str"), ("asset", "str"), ("rate", "dec"), ("mark_price", "dec"),
+                ("position", "dec"), ("amount", "dec")),
+    "interest": (("notification_id", "int"), ("ts", "ts"), ("venue", "str"), ("accrual_id", "str"),
+                 ("asset", "str"), ("side", "str"), ("amount", "dec"), ("index", "dec")),
+    "transfers": (("notification_id", "int"), ("ts", "ts"), ("event", "str"), ("venue", "str"),
+                  ("transfer_id", "str"), ("instruction_id", "str"), ("asset", "str"), ("amount", "dec"),
+                  ("fee", "dec"), ("refunded", "dec"), ("from_venue", "str"), ("from_wallet", "str"),
+                  ("to_venue", "str"), ("to_wallet", "str"), ("reason", "str")),
+    "balances": (("venue", "str"), ("wallet", "str"), ("asset", "str"), ("holding", "str"),
+                 ("amount", "dec")),
 }
 
 
-def export_events(ledger: Any, out: Path, fmt: str, *, force: bool = False,
-                  progress: Callable[[int], None] | None = None) -> int:
-    """Write every stored event to `out` in `fmt`, streaming; returns the number written.
+class _ParquetTable:
+    """One Parquet file written in row groups. Decimal columns are spilled as text to a scratch file
+    while `fits` tracks whether every value is a decimal128(38, 18); `close` then writes the final file
+    with each such column typed, or as text where one value did not fit."""
 
-    The file appears only when complete (written beside it, then renamed)."""
-    if fmt not in FORMATS:
-        raise ExportError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if out.is_dir():
-        raise ExportError(f"--out {out} is a directory; give a file name")
-    if not out.parent.is_dir():
-        raise ExportError(f"--out {out}: directory {out.parent} does not exist")
-    if out.exists() and not force:
-        raise ExportError(f"--out {out} exists; choose another name or pass --force")
-    part = out.with_name(out.name + ".part")
-    writer = _WRITERS[fmt](part)
+    def __init__(self, path: Path, columns: Sequence[tuple[str, str]]) -> None:
+        pa, pq = _pyarrow()
+        self.pa, self.pq, self.path, self.columns = pa, pq, path, list(columns)
+        self.decimals = [name for name, kind in columns if kind == "dec"]
+        self.fits = dict.fromkeys(self.decimals, True)
+        types = {"int": pa.int64(), "str": pa.string(), "ts": pa.timestamp("us", tz="UTC"),
+                 "bin": pa.binary(), "dec": pa.string()}
+        self.spill = path.with_name(path.name + ".text") if self.decimals else path
+        self.schema = pa.schema([(name, types[kind]) for name, kind in columns])
+        self.writer = pq.ParquetWriter(str(self.spill), self.schema, compression="zstd")
+        self.buffer: list[list[Any]] = [[] for _ in columns]
+        self.rows = 0
+        self._dec_at = frozenset(i for i, (_n, kind) in enumerate(columns) if kind == "dec")
+
+    def add(self, row: Sequence[Any]) -> None:
+        for i, value in enumerate(row):
+            if i in self._dec_at and value is not None:
+                name = self.columns[i][0]
+                if self.fits[name] and not fits_decimal128(value):
+                    self.fits[name] = False
+                value = _text(value)
+            self.buffer[i].append(value)
+        self.rows += 1
+        if len(self.buffer[0]) >= PARQUET_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffer[0]:
+            return
+        pa = self.pa
+        arrays = [pa.array(values, type=self.schema.field(i).type) for i, values in enumerate(self.buffer)]
+        self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
+        for values in self.buffer:
+            values.clear()
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+        if not self.decimals:
+            return
+        pa, pq = self.pa, self.pq
+        final = pa.schema([(f.name, pa.decimal128(38, 18) if self.fits.get(f.name) else f.type)
+                           for f in self.schema])
+        source = pq.ParquetFile(str(self.spill))
+        with pq.ParquetWriter(str(self.path), final, compression="zstd") as writer:
+            writer.write_table(final.empty_table())  # the schema even when there are no rows
+            for group in range(source.num_row_groups):
+                writer.write_table(source.read_row_group(group).cast(final))
+        source.close()
+        self.spill.unlink()
+
+    def abort(self) -> None:
+        self.writer.close()
+
+
+class _ParquetWriter:
+    """`events` alone (a .parquet file), or every kind (a folder): rows taken from the decoded events;
+    the balances from the projection folded along the way."""
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.tables = {kind: _ParquetTable(path, SCHEMAS[kind]) for kind, path in files.items()
+                       if kind != "balances"}
+        self.kinds = set(files)
+        self.balances_path = files.get("balances")
+        self.sent: dict[str, tuple[Any, ...]] = {}  # transfer id -> (instruction, asset, amount, from...)
+        self.fold: list[tuple[int, Any]] = []
+        self.view: Any = None
+        if self.balances_path is not None:
+            from projections import InMemoryProjection
+
+            self.view = InMemoryProjection()
+
+    def write(self, record: EventRecord, state: bytes, event: Any) -> None:
+        r = record
+        self.tables["events"].add((
+            r.notification_id, r.stream, r.version, r.topic, r.type, r.venue, r.instruction_id,
+            event.ts_event, r.chain, _encode(r.fields).decode(), state))
+        if len(self.kinds) > 1:
+            self._kinds(r, event)
+
+    def _kinds(self, r: EventRecord, e: Any) -> None:
+        nid, ts, venue = r.notification_id, e.ts_event, r.venue
+        kind = r.type
+        if kind == "OrderFilled":
+            self.tables["fills"].add((
+                nid, ts, venue, e.market_type, e.instrument, e.side, e.quantity, e.price, e.fee, e.fee_asset,
+                e.liquidity, e.wallet, e.trade_id, e.instruction_id, e.reference_price, e.slippage_bps))
+        elif kind == "FundingSettled":
+            self.tables["funding"].add((nid, ts, venue, e.instrument, e.wallet, e.asset, e.rate, e.mark_price,
+                                        e.position, e.amount))
+        elif kind == "InterestAccrued":
+            self.tables["interest"].add((nid, ts, venue, e.accrual_id, e.asset, e.side, e.amount, e.index))
+        elif kind == "TransferSent":
+            sent = (e.instruction_id, e.asset, e.amount, venue, e.from_wallet, e.to_venue, e.to_wallet)
+            self.sent[e.transfer_id] = sent
+            self.tables["transfers"].add((nid, ts, "sent", venue, e.transfer_id, e.instruction_id, e.asset,
+                                          e.amount, e.fee, None, venue, e.from_wallet, e.to_venue,
+                                          e.to_wallet, None))
+        elif kind == "TransferReceived":
+            iid, _asset, _amount, _src, from_wallet, _to, _wallet = self.sent.get(e.transfer_id, (None,) * 7)
+            self.tables["transfers"].add((nid, ts, "received", venue, e.transfer_id, iid, e.asset, e.amount,
+                                          None, None, e.from_venue, from_wallet, venue, e.wallet, None))
+        elif kind == "TransferFailed":
+            _iid, asset, amount, src, from_wallet, to, wallet = self.sent.get(e.transfer_id, (None,) * 7)
+            self.tables["transfers"].add((nid, ts, "failed", venue, e.transfer_id, e.instruction_id, asset,
+                                          amount, None, e.refunded, src, from_wallet, to, wallet, e.reason))
+        if self.view is not None:
+            self.fold.append((nid, e))
+            if len(self.fold) >= PARQUET_BATCH:
+                self.view.handle(self.fold)
+                self.fold = []
+
+    def close(self) -> None:
+        for table in self.tables.values():
+            table.close()
+        if self.balances_path is None:
+            return
+        self.view.handle(self.fold)
+        s = self.view.state
+        table = self.tables["balances"] = _ParquetTable(self.balances_path, SCHEMAS["balances"])
+        for (venue, wallet, asset), amount in sorted(s.balances.items()):
+            if amount:
+                table.add((venue, wallet, asset, "wallet", amount))
+        for holding, held, sign in (("supplied", s.supplied, 1), ("borrowed", s.borrowed, -1)):
+            for (venue, asset), amount in sorted(held.items()):
+                if amount:
+                    table.add((venue, None, asset, holding, sign * amount))
+        table.close()
+
+    def abort(self) -> None:
+        for table in self.tables.values():
+            table.abort()
+
+    def rows(self) -> dict[str, int]:
+        return {kind: table.rows for kind, table in self.tables.items()}
+
+
+# ---- export --------------------------------------------------------------------------------------------
+
+
+def export(ledger: Any, target: Target, *, force: bool = False, with_bytes: bool = False,
+           progress: Progress | None = None) -> dict[str, int]:
+    """Write every stored event to `target`, streaming; returns the rows written per file kind.
+
+    Nothing is created when the target is refused; the files appear only when complete (written in a
+    scratch folder beside the target, then renamed into place)."""
+    check_target(target, force)
+    total = ledger.max_notification_id()
+    out = target.path.resolve()  # `--out .` has no name of its own
+    scratch = out.with_name(f".{out.name}.part")
+    shutil.rmtree(scratch, ignore_errors=True)  # left by an export that was killed
+    scratch.mkdir()
+    staged = {kind: scratch / path.name for kind, path in target.files().items()}
+    writer: _Writer
+    if target.format == "jsonl":
+        writer = _JSONLWriter(staged["events"])
+    elif target.format == "csv":
+        writer = _CSVWriter(staged["events"], with_bytes)
+    else:
+        writer = _ParquetWriter(staged)
     count = 0
     try:
-        for record, state in LogReader(ledger).records():
-            writer.write(record, state)
+        for record, state, event in LogReader(ledger).entries():
+            writer.write(record, state, event)
             count += 1
-            if progress is not None and count % 10_000 == 0:
-                progress(count)
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count, total)
         writer.close()
+        if target.folder:
+            out.mkdir(exist_ok=True)
+        for kind, path in Target(out, target.format, target.folder).files().items():
+            os.replace(staged[kind], path)
     except BaseException:
-        writer.close()
-        part.unlink(missing_ok=True)
+        writer.abort()
         raise
-    os.replace(part, out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if progress is not None:
-        progress(count)
-    return count
+        progress(count, total)
+    return writer.rows()
 
 
 # ---- import ----------------------------------------------------------------------------------------------
@@ -198,7 +447,7 @@ def read_export(path: Path) -> Iterator[Stored]:
             yield nid, oid, version, topic, state
 
 
-def import_events(ledger: Any, path: Path, progress: Callable[[int], None] | None = None) -> int:
+def import_events(ledger: Any, path: Path, progress: Progress | None = None) -> int:
     """Append every row of a JSONL export to the empty `ledger`, stored bytes unchanged.
 
     The whole file is checked before the first row is written; each batch is one transaction."""
@@ -208,6 +457,8 @@ def import_events(ledger: Any, path: Path, progress: Callable[[int], None] | Non
     if held:
         raise ExportError(f"{ledger.url.redacted} already holds {held} events; import needs an empty ledger")
     total = sum(1 for _row in read_export(path))
+    if progress is not None:
+        progress(0, total)
     codec = ledger.codec
     batch: list[StoredEvent] = []
     ids: list[int] = []
@@ -227,7 +478,7 @@ def import_events(ledger: Any, path: Path, progress: Callable[[int], None] | Non
         batch.clear()
         ids.clear()
         if progress is not None:
-            progress(count)
+            progress(count, total)
 
     for nid, oid, version, topic, state in read_export(path):
         stored = state

@@ -11,6 +11,7 @@ appended since are reported as such, not as tampering. See the README's "Tamper 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,7 @@ from aggregates.session import Session
 from ledger.codec import GENESIS, link, link_global, split_state
 
 CHECKPOINT = Session.Checkpointed.TOPIC
+PROGRESS_EVERY = 5_000
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class Verification:
 
 
 def verify_chain(ledger: Any, anchor: dict[str, Any] | None = None, stop_at_first: bool = True,
-                 ) -> Verification:
-    """Walk the whole log once; report the first broken link (or all, with stop_at_first=False)."""
+                 progress: Callable[[int], None] | None = None) -> Verification:
+    """Walk the whole log once; report the first broken link (or all, with stop_at_first=False).
+    `progress` is told the number of events read every `PROGRESS_EVERY` events."""
     result = Verification()
     heads: dict[str, tuple[int, str]] = {}
     pending: list[tuple[int, str, int, str]] = []
@@ -71,6 +74,8 @@ def verify_chain(ledger: Any, anchor: dict[str, Any] | None = None, stop_at_firs
 
     for nid, stream, version, topic, state in ledger.iter_rows():
         result.events += 1
+        if progress is not None and result.events % PROGRESS_EVERY == 0:
+            progress(result.events)
         if isinstance(state, str):  # an edit through SQL text functions changes the storage class
             state = state.encode()
         try:

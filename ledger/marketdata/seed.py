@@ -322,6 +322,17 @@ def load_seed(
     return MarketData.build(f"seed data {root} [{label}]", times, rows, funding, list(dict.fromkeys(notes)))
 
 
+def seed_root(path: Path) -> Path | None:
+    """The seed data folder (the repository's `data/`) when `path` is it (holds `seed/`) or its `seed/`
+    subfolder; None for anything else."""
+    path = Path(path)
+    if (path / "seed").is_dir():
+        return path
+    if path.name == "seed" and (path.parent / "binance").is_dir():
+        return path.parent
+    return None
+
+
 # ---- which venues a window has -------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -380,13 +380,42 @@ def test_events_for_an_instruction_include_its_transfer_arrival(db: Path) -> Non
 
 
 def test_events_table_lists_one_line_per_event(db: Path) -> None:
-    """The default table: a header, then one line per event with its number, time, venue and type."""
-    run = cli("audit", "events", "--db", db, "--type", "OrderFilled")
+    """--wide: a header, then one line per event with its number, time, venue, type and every field
+    whole, however long the line."""
+    run = cli("audit", "events", "--db", db, "--type", "OrderFilled", "--wide")
     assert run.code == 0
     header, *lines = run.lines()
-    assert header.split()[:5] == ["#", "time", "venue", "type", "instruction"]
+    assert header.split()[:6] == ["#", "time", "venue", "type", "instruction", "details"]
     assert len(lines) == rows(db, "SELECT COUNT(*) FROM stored_events WHERE topic LIKE '%OrderFilled'")[0][0]
     assert all("OrderFilled" in line and "quantity=" in line for line in lines)
+    listed = cli("audit", "events", "--db", db, "--type", "OrderFilled", "--json").json_lines()
+    fills = [e["event"] for e in listed]
+    for line, fill in zip(lines, fills, strict=True):
+        assert isinstance(fill, dict) and "…" not in line
+        assert f" price={fill['price']} " in line and f" fee={fill['fee']} " in line
+        assert line.endswith(f"slippage_bps={fill['slippage_bps']}")
+
+
+def test_events_at_80_columns_wrap_and_keep_every_value_whole(db: Path) -> None:
+    """At COLUMNS=80 (the default off a terminal) no line is longer than 80; each event starts a line
+    with its number, and its fields follow whole, wrapped at spaces (the old listing cut them at 110
+    characters with "…")."""
+    run = cli("audit", "events", "--db", db, "--type", "OrderFilled,TransactionConfirmed,FundingSettled",
+              "--limit", "40", env={"COLUMNS": "80"})
+    assert run.code == 0 and run.lines()[0].split() == ["#", "time", "venue", "type", "details"]
+    assert max(len(line) for line in run.lines()) <= 80 and "…" not in run.stdout
+    events = cli("audit", "events", "--db", db, "--type", "OrderFilled,TransactionConfirmed,FundingSettled",
+                 "--limit", "40", "--json").json_lines()
+    words = run.stdout.split()
+    for event in events:
+        assert str(event["notification_id"]) in words
+        fields = event["event"]
+        assert isinstance(fields, dict)
+        for key in ("price", "quantity", "amount", "fee", "tx_hash", "block_hash", "gas_fee"):
+            if key in fields:
+                assert f"{key}={fields[key]}" in words, (key, fields[key])
+        if event["instruction_id"]:
+            assert f"instruction={event['instruction_id']}" in words
 
 
 # ---- an instruction's story -------------------------------------------------------------------------------
@@ -405,7 +434,7 @@ def test_an_orders_story_shows_acceptance_snapshot_submission_and_fills(db: Path
     assert instruction["amount"] == events[2]["event"]["quantity"] == data["filled"]
     assert all(isinstance(v, str) for v in market.values()) and "eth_usd_price" in market
     assert data["average_price"] == events[2]["event"]["price"]
-    text = cli("audit", "instruction", iid, "--db", db)
+    text = cli("audit", "instruction", iid, "--db", db, "--wide")
     assert text.code == 0 and text.lines()[0] == f"instruction {iid} at {data['venue']}: FILLED"
     assert "market at acceptance: eth_usd_price=" in text.stdout
     side = events[2]["event"]["side"]
@@ -426,7 +455,7 @@ def test_an_on_chain_story_shows_its_transaction_with_effects(db: Path) -> None:
         < types.index("TransactionConfirmed")
     )
     assert data["status"] == "COMPLETED" and "gas" in data["fees"]  # type: ignore[operator]
-    text = cli("audit", "instruction", iid, "--db", db).stdout
+    text = cli("audit", "instruction", iid, "--db", db, "--wide").stdout
     assert " confirmed in block " in text and "effects: kind=" in text
 
 
@@ -480,8 +509,9 @@ def test_a_live_story_shows_acknowledgement_partial_fills_cancel_and_a_rejection
     ]
     assert data["status"] == "CANCELLED" and data["filled"] == "1.2" and data["fees"] == {"USDT": "0.2"}
     notional = Decimal("0.5") * 3000 + Decimal("0.7") * 3002
-    assert Decimal(str(data["average_price"])) == notional / Decimal("1.2")
-    text = cli("audit", "instruction", "o-1", "--db", path).stdout
+    # a derived number: 12 decimals, as every command prints them
+    assert Decimal(str(data["average_price"])) == (notional / Decimal("1.2")).quantize(Decimal("1e-12"))
+    text = cli("audit", "instruction", "o-1", "--db", path, "--wide").stdout
     for words in (
         "acknowledged as venue order V123",
         "filled buy 0.5 ETH/USDT @ 3000",
@@ -489,7 +519,7 @@ def test_a_live_story_shows_acknowledgement_partial_fills_cancel_and_a_rejection
         "cancelled: user",
     ):
         assert words in text
-    rejected = cli("audit", "instruction", "r-1", "--db", path)
+    rejected = cli("audit", "instruction", "r-1", "--db", path, "--wide")
     assert rejected.lines()[0] == "instruction r-1 at binance: REJECTED"
     assert "rejected: RISK: notional too large (received amount=1000)" in rejected.stdout
     verified = cli("audit", "verify", "--db", path)
@@ -578,30 +608,185 @@ def test_import_refuses_a_non_empty_target_and_a_damaged_export(db: Path, tmp_pa
         assert run.stderr.count("\n") == 1 and not target.exists()
 
 
-def test_csv_export_carries_every_event_and_its_stored_state(db: Path, tmp_path: Path) -> None:
-    """CSV: a header, one row per event, the decoded event as JSON and the exact stored state."""
-    out = tmp_path / "events.csv"
-    assert cli("audit", "export", "--db", db, "--out", out, "--format", "csv").code == 0
+def test_csv_export_carries_every_event_and_its_stored_state_with_bytes(db: Path, tmp_path: Path) -> None:
+    """CSV: a header, one row per event, the decoded event as JSON; the base64 stored state only with
+    --with-bytes, which more than doubles the file (the default file is under 2/3 of that size)."""
+    out, full = tmp_path / "events.csv", tmp_path / "full.csv"
+    assert cli("audit", "export", "--db", db, "--out", out).code == 0  # the format follows the extension
+    assert cli("audit", "export", "--db", db, "--out", full, "--with-bytes", "--format", "csv").code == 0
+    count = rows(db, "SELECT COUNT(*) FROM stored_events")[0][0]
     with open(out, newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert len(table) == rows(db, "SELECT COUNT(*) FROM stored_events")[0][0]
-    fill = next(r for r in table if r["type"] == "OrderFilled")
+    with open(full, newline="") as fh:
+        with_bytes = list(csv.DictReader(fh))
+    assert len(table) == len(with_bytes) == count
+    assert "state" not in table[0] and list(with_bytes[0]) == [*table[0], "state"]
+    fill = next(r for r in with_bytes if r["type"] == "OrderFilled")
     stored = rows(db, "SELECT state FROM stored_events WHERE rowid=?", (int(fill["notification_id"]),))
     assert base64.b64decode(fill["state"]) == stored[0][0]
     assert isinstance(json.loads(fill["event"])["price"], str)
-    assert cli("audit", "export", "--db", db, "--out", out, "--format", "csv").code == 2  # exists
+    assert [{k: v for k, v in r.items() if k != "state"} for r in with_bytes] == table
+    assert out.stat().st_size * 3 < full.stat().st_size * 2
+    assert cli("audit", "export", "--db", db, "--out", out).code == 2  # exists
     assert cli("audit", "export", "--db", db, "--out", out, "--format", "csv", "--force").code == 0
 
 
 def test_parquet_export_when_pyarrow_is_installed(db: Path, tmp_path: Path) -> None:
-    """Parquet (the [parquet] extra): one row per event, the stored state as bytes."""
+    """x.parquet (the [parquet] extra): the events table alone, one row per event, the stored state as
+    bytes, the time typed."""
+    import pyarrow as pa
     import pyarrow.parquet as pq  # installed by `make install` (the [parquet] extra)
 
     out = tmp_path / "events.parquet"
-    assert cli("audit", "export", "--db", db, "--out", out, "--format", "parquet").code == 0
+    run = cli("audit", "export", "--db", db, "--out", out, "--json")  # the format follows the extension
+    assert run.code == 0, run.stderr
+    assert run.json_lines() == [{"format": "parquet", "out": str(out), "files": {
+        "events": {"path": str(out), "rows": rows(db, "SELECT COUNT(*) FROM stored_events")[0][0]}}}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.parquet", "ledger.db"]
     table = pq.read_table(out)
     assert table.num_rows == rows(db, "SELECT COUNT(*) FROM stored_events")[0][0]
     assert table.column("state")[0].as_py() == rows(db, "SELECT state FROM stored_events WHERE rowid=1")[0][0]
+    assert table.schema.field("ts").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("state").type == pa.binary()
+    assert cli("audit", "export", "--db", db, "--out", out, "--format", "parquet", "--force").code == 0
+
+
+RAY_INDEX = Decimal(1_000_200_113_095_123_456_789_012_345).scaleb(-27)  # an AAVE index read in ray units
+
+
+def sums(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for key, value in pairs:
+        out[key] = out.get(key, Decimal(0)) + value
+    return out
+
+
+def add_ray_interest(db: Path) -> None:
+    """Append an interest accrual whose index has 27 decimals, as the live chain records them."""
+    from ledger.app import Ledger
+
+    ledger = Ledger.open(db, synchronous="NORMAL")
+    venue = ledger.venue("main", "ethereum")
+    venue.record_interest("ray-1", "WETH", "borrowed", Decimal("0.000000000000000001"), RAY_INDEX,
+                          datetime(2024, 1, 4, tzinfo=UTC))
+    ledger.save(venue)
+    ledger.close()
+
+
+def test_typed_parquet_per_kind_read_back_with_duckdb(db: Path, tmp_path: Path) -> None:
+    """--out FOLDER: events, fills, funding, interest, transfers and balances as typed Parquet; DuckDB
+    reads TIMESTAMP WITH TIME ZONE, DECIMAL(38,18) and, for the ray-unit index, exact text; the totals
+    equal sums computed here from the JSONL export with json and Decimal."""
+    import duckdb
+
+    add_ray_interest(db)
+    folder, jsonl = tmp_path / "export", tmp_path / "events.jsonl"
+    run = cli("audit", "export", "--db", db, "--out", folder, "--json")
+    assert run.code == 0, run.stderr
+    assert cli("audit", "export", "--db", db, "--out", jsonl).code == 0
+    events = [json.loads(line, parse_float=Decimal) for line in jsonl.read_text().splitlines()]
+    kinds = ("events", "fills", "funding", "interest", "transfers", "balances")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{k}.parquet" for k in kinds)
+    files = run.json_lines()[0]["files"]
+    assert isinstance(files, dict) and list(files) == list(kinds)
+
+    def sql(query: str, kind: str) -> list[tuple[object, ...]]:
+        return duckdb.sql(query.replace("FROM T", f"FROM read_parquet('{folder / kind}.parquet')")).fetchall()
+
+    def types(kind: str) -> dict[str, str]:
+        return {str(r[0]): str(r[1]) for r in sql("DESCRIBE SELECT * FROM T", kind)}
+
+    fills = [e["event"] for e in events if e["type"] == "OrderFilled"]
+    ev = types("events")
+    assert (ev["ts"], ev["state"], ev["notification_id"]) == ("TIMESTAMP WITH TIME ZONE", "BLOB", "BIGINT")
+    assert sql("SELECT count(*), min(ts), max(notification_id) FROM T", "events")[0] == (
+        len(events), datetime.fromisoformat(events[0]["ts"]), len(events))
+    assert sql("SELECT state FROM T WHERE notification_id = 1", "events")[0][0] == base64.b64decode(
+        events[0]["state"])
+    for kind, columns in (("fills", ("quantity", "price", "fee", "reference_price")),
+                          ("funding", ("rate", "mark_price", "position", "amount")),
+                          ("transfers", ("amount", "fee", "refunded")), ("balances", ("amount",))):
+        typed = types(kind)
+        assert typed["ts" if kind != "balances" else "venue"] in ("TIMESTAMP WITH TIME ZONE", "VARCHAR")
+        assert all(typed[c] == "DECIMAL(38,18)" for c in columns), (kind, typed)
+    assert types("interest")["amount"] == "DECIMAL(38,18)" and types("interest")["index"] == "VARCHAR"
+    assert sql("SELECT index FROM T WHERE accrual_id = 'ray-1'", "interest") == [(format(RAY_INDEX, "f"),)]
+
+    def of(kind: str) -> list[tuple[str, dict[str, str]]]:
+        return [(e["venue"], e["event"]) for e in events if e["type"] == kind]
+
+    assert len(fills) >= 3 and all(-Decimal(f["price"]).as_tuple().exponent <= 10 for f in fills)
+    notional = sums((v, Decimal(f["quantity"]) * Decimal(f["price"])) for v, f in of("OrderFilled"))
+    # DuckDB multiplies two DECIMAL(38,18) into scale 36 and overflows: scale one side down first
+    # (exact here: no price has more than 10 decimals).
+    by_venue = "SELECT venue, sum(quantity * price::DECIMAL(38,10)) FROM T GROUP BY venue"
+    assert dict(sql(by_venue, "fills")) == notional
+    fees = sums((f["fee_asset"], Decimal(f["fee"])) for _v, f in of("OrderFilled"))
+    assert dict(sql("SELECT fee_asset, sum(fee) FROM T GROUP BY fee_asset", "fills")) == fees
+    funding = sums((v, Decimal(f["amount"])) for v, f in of("FundingSettled"))
+    assert funding and dict(sql("SELECT venue, sum(amount) FROM T GROUP BY venue", "funding")) == funding
+    interest = sums((f["asset"], Decimal(f["amount"])) for _v, f in of("InterestAccrued"))
+    assert dict(sql("SELECT asset, sum(amount) FROM T GROUP BY asset", "interest")) == interest
+    moves = [e["type"].removeprefix("Transfer").lower() for e in events if e["type"].startswith("Transfer")]
+    assert dict(sql("SELECT event, count(*) FROM T GROUP BY event", "transfers")) == {
+        m: moves.count(m) for m in moves}
+    # The balances at the end: the same numbers `ledger summary` prints (wallets; AAVE books apart).
+    summary = cli("summary", "--db", db, "--json").json_lines()[0]["balances"]
+    wallets = sql("SELECT asset, sum(amount) FROM T WHERE holding = 'wallet' GROUP BY asset", "balances")
+    assert {a: str(v.normalize()) for a, v in wallets} == {  # type: ignore[attr-defined]
+        a: str(Decimal(v).normalize()) for a, v in summary.items()}  # type: ignore[union-attr]
+
+
+def test_export_refusals_create_nothing(db: Path, tmp_path: Path) -> None:
+    """An unknown extension, a --format the extension contradicts, a folder for a one-file format,
+    --with-bytes outside CSV, files in the way: one `error:` line, exit 2, nothing created."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cases: list[tuple[list[str | Path], str]] = [
+        (["--out", out / "x.parquet", "--format", "csv"], "--format csv contradicts --out"),
+        (["--out", out / "x.csv", "--format", "jsonl"], "(a .csv file)"),
+        (["--out", out / "x.json"], "unknown extension '.json'"),
+        (["--out", out / "x.txt", "--format", "jsonl"], "unknown extension '.txt'"),
+        (["--out", out / "folder", "--format", "csv"], "has no extension (a folder"),
+        (["--out", out / "x.jsonl", "--with-bytes"], "--with-bytes: only for CSV"),
+        (["--out", out / "x.parquet", "--format", "xml"], "expected one of jsonl, csv, parquet"),
+    ]
+    for args, words in cases:
+        run = cli("audit", "export", "--db", db, *args)
+        assert run.code == 2 and run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+        assert words in run.stderr, (args, run.stderr)
+        assert list(out.iterdir()) == [], args
+    assert cli("audit", "export", "--db", db, "--out", out / "kinds").code == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "kinds").iterdir()}
+    run = cli("audit", "export", "--db", db, "--out", out / "kinds", "--format", "parquet")
+    assert run.code == 2 and "already holds events.parquet, fills.parquet" in run.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "kinds").iterdir()} == before
+    assert cli("audit", "export", "--db", db, "--out", out / "kinds", "--force").code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["kinds"]  # no scratch left beside it
+
+
+def test_progress_goes_to_stderr_and_json_stays_clean(db: Path, tmp_path: Path) -> None:
+    """On a terminal (forced here) export, import and verify draw a progress bar on stderr; with --json
+    there is none, and stdout is one JSON object."""
+    env: dict[str, str | None] = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "100"}
+    shown = cli("audit", "export", "--db", db, "--out", tmp_path / "a.jsonl", env=env)
+    assert shown.code == 0 and "exporting" in shown.stderr and shown.stdout == ""
+    quiet = cli("audit", "export", "--db", db, "--out", tmp_path / "b.jsonl", "--json", env=env)
+    assert quiet.code == 0 and quiet.stderr == "", quiet.stderr
+    count = rows(db, "SELECT COUNT(*) FROM stored_events")[0][0]
+    assert json.loads(quiet.stdout)["files"]["events"]["rows"] == count
+    imported = cli("audit", "import", "--db", tmp_path / "i.db", "--from", tmp_path / "a.jsonl", env=env)
+    assert imported.code == 0 and "importing" in imported.stderr
+    target = tmp_path / "j.db"
+    as_json = cli("audit", "import", "--db", target, "--from", tmp_path / "a.jsonl", "--json", env=env)
+    assert as_json.code == 0 and as_json.stderr == ""
+    digest = cli("digest", "--db", db).stdout.strip()
+    assert json.loads(as_json.stdout) == {"imported": count, "db": f"sqlite:///{target}", "digest": digest,
+                                          "chain_ok": True, "problem": None}
+    verified = cli("audit", "verify", "--db", db, env=env)
+    assert verified.code == 0 and "chain and checkpoints" in verified.stderr
+    clean = cli("audit", "verify", "--db", db, "--json", env=env)
+    assert clean.stderr == "" and json.loads(clean.stdout)["ok"] is True
 
 
 def test_parquet_without_pyarrow_names_the_extra(

@@ -18,8 +18,17 @@ import pytest
 
 from aggregates.transitions import State
 from ledger.app import Ledger
+from ledger.cli_output import plain
 from ledger.engine import EventDrivenStrategyEngine
-from ledger.live import live_backend, live_config, open_engine, reconcile, run_live, run_reconcile
+from ledger.live import (
+    format_status,
+    live_backend,
+    live_config,
+    open_engine,
+    reconcile,
+    run_live,
+    run_reconcile,
+)
 from ledger.strategies import create
 from ledger.testing.checkers import check_lifecycle, check_no_floats, check_rebuild_equals
 from tests.emulator import Emulator, make_client
@@ -573,10 +582,17 @@ async def test_run_live_demo_strategy_and_reconcile_command(
         strategy=strategy,
     )
     lines: list[str] = []
+    records: list[dict[str, Any]] = []
     run, engine = await run_live(
-        config, strategy, interval_s=0, max_steps=3, status=lines.append, client_factory=factory(emulator)
+        config, strategy, interval_s=0, max_steps=3, status=lines.append, status_data=records.append,
+        client_factory=factory(emulator),
     )
     assert run.steps == 3 and len(lines) == 3 and "equity" in lines[-1]
+    # `ledger live --json`: the status line's data, one JSON object per step (Decimals as text).
+    assert [format_status(r) for r in records] == lines
+    step = json.loads(json.dumps(plain(records[-1])))
+    assert step["step"] == 3 and step["mode"] == "live" and step["unresolved"] == 0
+    assert D(step["equity"]) == records[-1]["equity"] and isinstance(step["net_eth"], str)
     assert run.statuses.get("FILLED", 0) >= 3, run.statuses
     assert syncs, "steps that traded ended without putting their replies on disk"
     assert engine.closed

@@ -22,9 +22,9 @@ from ledger.app import Ledger, config_digest
 from projections import reports
 from projections.folds import fold
 from projections.state import LedgerState
+from tests.paths import BINANCE, REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("LEDGER_SHARED_DATA", ROOT.parent / "shared" / "data"))
+ROOT = REPO
 SEEDS = ("3", "11", "12")
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -122,7 +122,8 @@ def test_rerun_shows_the_first_diverging_event_side_by_side(runs: tuple[Path, di
     out = replay("rerun", "--db", str(db), cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"first divergence at event {nid} (notification {nid} in recorded" in out.stdout
-    price = next(line for line in out.stdout.splitlines() if line.strip().startswith("price "))
+    # One row per field: framed at this width (COLUMNS=200), a listing or one value per line when narrower.
+    price = next(line for line in out.stdout.splitlines() if line.strip(" │").startswith("price "))
     assert str(Decimal(recorded_price) + 1) in price and recorded_price in price
     assert "OrderFilled" in out.stdout
 
@@ -133,8 +134,8 @@ def test_rerun_refuses_when_the_data_folder_changed_or_is_gone(tmp_path: Path) -
     data = tmp_path / "binance"
     data.mkdir()
     spot = data / "ETHUSDT-1h-2025-04.csv"
-    shutil.copy(SHARED / "binance" / "spot" / "ETHUSDT-1h-2025-04.csv", spot)
-    shutil.copy(SHARED / "binance" / "funding" / "binance_ETHUSDT_funding_rates_2024-01-01_2025-09-26.csv",
+    shutil.copy(BINANCE / "spot" / "ETHUSDT-1h-2025-04.csv", spot)
+    shutil.copy(BINANCE / "funding" / "binance_ETHUSDT_funding_rates_2024-01-01_2025-09-26.csv",
                 data / "funding.csv")
     backtest(tmp_path, "real.db", "--data", str(data), "--start", "2025-04-02", "--days", "2")
     assert replay("rerun", "--db", "real.db", cwd=tmp_path).returncode == 0

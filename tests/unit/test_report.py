@@ -141,7 +141,24 @@ def test_render_console_prints_headline_and_tables() -> None:
     out = console.export_text()
     assert ("eth-basis: equity 100,000.00 -> 101,234.50 USD (1.23%), APY 3.42%, max drawdown 1.49%, "
             "1,200 events, 14 fills") in out
-    for text in ("Balances per venue", "49,000.50", "10.50", "Positions", "ETH/USDT:USDT", "3,001.50",
-                 "-10.00", "Net exposure", "99,000.00", "P&L by line (USD)", "1,267.06", "1.8523", "15.30%",
+    # The console tables follow the CLI's one rule (ledger.cli_output.number): amounts exact, positional,
+    # without separators; derived numbers to 12 decimals. The report page keeps money and quantity.
+    for text in ("Balances per venue", "49000.5", "10.5", "Positions", "ETH/USDT:USDT", "3001.5",
+                 "-10", "Net exposure", "99000", "P&L by line (USD)", "1267.055", "1.8523", "0.153",
                  "risk breach: health factor aave 1.0500 < 1.1", _summary()["digest"]):
-        assert text in out, text
+        assert text in out.replace("│", " ").split() or text in out, text
+
+
+def test_render_console_fits_80_columns_and_never_cuts_a_number() -> None:
+    """At 80 columns every table fits (no line longer than 80) and every amount appears whole, even an
+    18-decimal one in a wide positions table."""
+    summary = _summary()
+    summary["positions"][0]["avg_entry"] = D("3001.123456789012345678")  # derived: 12 decimals shown
+    summary["balances"]["binance"]["ETH"] = D("0.000000000000000001")
+    console = Console(record=True, width=80)
+    render_console(summary, console, EQUITY)
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    words = out.replace("│", " ").split()
+    for text in ("0.000000000000000001", "3001.123456789012", "49000.5", "-12.345", "1267.055"):
+        assert text in words, text

@@ -1,0 +1,209 @@
+"""Output that fits: every command that prints data fits 80 columns without cutting a number or an id,
+prints its full-width layout with --wide, and prints clean JSON with --json (ledger.cli_output)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from ledger.cli import app
+from tests.integration.live_log import T0, build_live_log
+
+PRICE = D("3001.123456789012345678")  # 18 decimals
+QUANTITY = D("0.123456789012345678")
+FEE = D("0.000000000000000001")
+NARROW = {"COLUMNS": "80"}
+
+
+class Run:
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+
+    def json(self) -> Any:
+        lines = self.stdout.splitlines()
+        assert len(lines) == 1, self.stdout  # one object, nothing else on stdout
+        return json.loads(lines[0])
+
+
+def cli(*args: str | Path, env: dict[str, str] | None = None) -> Run:
+    result = CliRunner(env=env).invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def narrow(*args: str | Path, code: int = 0) -> str:
+    """The command at COLUMNS=80: no line longer than 80 and nothing cut with an ellipsis."""
+    run = cli(*args, env=NARROW)
+    assert run.code == code, (args, run.stdout, run.stderr)
+    long = [line for line in run.stdout.splitlines() if len(line) > 80]
+    assert not long, (args, long)
+    assert "…" not in run.stdout
+    return run.stdout
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hand-made live log (tests/integration/live_log.py) plus one fill whose price, quantity and fee
+    carry 18 decimals."""
+    from ledger.app import Ledger
+
+    path = tmp_path_factory.mktemp("output") / "live.db"
+    build_live_log(path)
+    ledger = Ledger.open(path, synchronous="NORMAL")
+    venue = ledger.venue("main", "binance")
+    ts = T0 + timedelta(hours=2)
+    instruction = {"kind": "ORDER", "instrument": "ETH/USDT", "market_type": "spot", "side": "buy",
+                   "amount": str(QUANTITY), "wallet": "spot"}
+    venue.record_accepted("precise-1", instruction, {"eth_usd_price": PRICE}, ts)
+    venue.record_submitted("precise-1", "c-precise-1", ts)
+    venue.record_fill("precise-1", "t-precise", "spot", "ETH/USDT", "buy", QUANTITY, PRICE, FEE, "USDT", ts,
+                      "taker", "spot")
+    ledger.save(venue)
+    ledger.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def edited(live: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the live log whose precise fill says another price (for `replay diff`)."""
+    copy = tmp_path_factory.mktemp("edited") / "edited.db"
+    shutil.copy(live, copy)
+    con = sqlite3.connect(copy)
+    nid, state = con.execute("SELECT rowid, state FROM stored_events WHERE topic LIKE '%OrderFilled' "
+                             "ORDER BY rowid DESC LIMIT 1").fetchone()
+    body = msgspec.json.decode(state)
+    body["price"] = str(PRICE + D("0.000000000000000001"))
+    con.execute("UPDATE stored_events SET state=? WHERE rowid=?", (msgspec.json.encode(body), nid))
+    con.commit()
+    con.close()
+    return copy
+
+
+def test_summary_and_state_fit_80_columns_with_every_amount_whole(live: Path) -> None:
+    """Balances, positions, exposure and P&L: at 80 columns every amount the JSON holds appears whole
+    in the text (a USDT balance with 36 decimals included); --wide keeps each row on one line."""
+    data = cli("summary", "--db", live, "--json").json()
+    text = narrow("summary", "--db", live)
+    words = text.replace("│", " ").split()
+    usdt = D(data["balances"]["USDT"])
+    assert -usdt.as_tuple().exponent == 36  # the fill's quantity x price, kept exact
+    for value in (*data["balances"].values(), *data["exposure"].values(), *data["pnl"].values()):
+        assert format(D(value), "f") in words, value
+    for p in data["positions"]:
+        assert p["quantity"] in words and format(D(p["avg_entry"]), "f") in words
+    assert len(D(data["pnl"]["total"]).as_tuple().digits) <= 12 + 6  # derived numbers: 12 decimals
+    wide = cli("summary", "--db", live, "--wide", env=NARROW)
+    assert any(len(line) > 80 for line in wide.stdout.splitlines())
+    assert any(str(usdt) in line and "USDT" in line for line in wide.stdout.splitlines())
+    state = cli("replay", "state", "--db", live, "--no-cache", "--json").json()
+    shown = narrow("replay", "state", "--db", live, "--no-cache").replace("│", " ").split()
+    for venue, assets in state["balances"].items():
+        for amount in assets.values():
+            assert format(D(amount), "f") in shown, (venue, amount)
+    assert state["pnl"] == data["pnl"] and state["equity"] == data["equity"]  # one rule for both
+
+
+def test_audit_commands_fit_80_columns_and_show_the_18_decimal_price(live: Path) -> None:
+    """events, instruction and verify at 80 columns; the fill's price, quantity and fee appear whole."""
+    events = narrow("audit", "events", "--db", live, "--instruction", "precise-1").split()
+    for value in (f"price={PRICE}", f"quantity={QUANTITY}", "fee=0.000000000000000001"):
+        assert value in events, value
+    story = narrow("audit", "instruction", "precise-1", "--db", live)
+    average = PRICE.quantize(D("1e-12"))  # a derived number (notional / quantity): 12 decimals
+    words = story.split()
+    assert f"filled {QUANTITY} at {average} on average; fees 0.000000000000000001 USDT" in " ".join(words)
+    assert f"@ {PRICE}, fee 0.000000000000000001 USDT" in " ".join(words)  # the fill itself: exact
+    data = cli("audit", "instruction", "precise-1", "--db", live, "--json").json()
+    assert data["average_price"] == str(average) and data["filled"] == str(QUANTITY)
+    narrow("audit", "verify", "--db", live)
+    assert cli("audit", "verify", "--db", live, "--json").json()["ok"] is True
+    anchor = cli("audit", "anchor", "--db", live, "--json").json()
+    assert anchor == cli("audit", "anchor", "--db", live).json() and anchor["events"] > 10
+    lines = cli("audit", "events", "--db", live, "--json").stdout.splitlines()
+    assert all(isinstance(json.loads(line)["notification_id"], int) for line in lines)
+
+
+def test_diff_fits_80_columns_one_field_per_line_and_wide_side_by_side(live: Path, edited: Path) -> None:
+    """`replay diff`: at 80 columns both prices appear whole; --wide puts them side by side on one
+    line (the old layout cut values at 44 characters with "…")."""
+    text = narrow("replay", "diff", live, edited, code=1)
+    changed = str(PRICE + D("0.000000000000000001"))
+    assert str(PRICE) in text.split() and changed in text.split()
+    wide = cli("replay", "diff", live, edited, "--wide", env=NARROW)
+    price = next(line for line in wide.stdout.splitlines() if " price " in line)
+    assert str(PRICE) in price and changed in price and price.index(str(PRICE)) < price.index(changed)
+    data = cli("replay", "diff", live, edited, "--json", env=NARROW)
+    assert data.code == 1 and data.json()["divergence"]["fields"] == [
+        {"field": "price", "a": str(PRICE), "b": changed}]
+
+
+def test_shadow_fits_80_columns(live: Path, tmp_path: Path) -> None:
+    """`replay shadow`: each instruction on a line, its live and simulated outcomes wrapped below."""
+    text = narrow("replay", "shadow", "--db", live, "--out", tmp_path / "r")
+    data = cli("replay", "shadow", "--db", live, "--out", tmp_path / "r", "--json").json()
+    assert len(data["instructions"]) >= 10
+    for row in data["instructions"]:
+        assert any(line.split()[:2] == [str(row["seq"]), row["venue"]] for line in text.splitlines())
+    assert "live: FILLED 1 @ 3003; sim: FILLED 1 @ 3001.5" in text
+
+
+def test_reconcile_table_fits_80_columns(live: Path) -> None:
+    """The reconciliation table (from a report in the live backend's shape): venues on a line each,
+    differences whole below; --wide: one row per venue."""
+    from ledger.cli_live import _print_report
+    from ledger.cli_output import Output
+
+    def _row(venue: str, **values: Any) -> dict[str, Any]:  # the shape of ledger.live._row
+        return {"venue": venue, "resolved": [], "unresolved": [], "fills_recorded": 0, "open_orders": 0,
+                "foreign_open_orders": 0, "balances": [], "positions": [], "error": "", **values}
+
+    balances = [{"wallet": "spot", "asset": "USDT", "difference": D("-0.000000000000000001")},
+                {"wallet": "futures", "asset": "ETH", "difference": D("12345.678901234567")}]
+    report = {
+        "binance": _row("binance", resolved=["a", "b"], fills_recorded=3, open_orders=2,
+                        foreign_open_orders=1, balances=balances,
+                        positions=[{"symbol": "ETH/USDT:USDT", "difference": D("0.5")}]),
+        "okx": _row("okx", unresolved=["0f0e1d2c-3b4a-5968-8776-a5b4c3d2e1f0"],
+                    error="okx_passphrase missing"),
+    }
+    for width, wide in ((80, False), (80, True)):
+        console = Console(width=100_000 if wide else width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        _print_report(Output(wide, console=console), report)
+        text = console.export_text()
+        console.file.close()
+        joined = " ".join(text.split())
+        assert "…" not in text
+        for value in ("spot/USDT -0.000000000000000001", "futures/ETH +12345.678901234567",
+                      "ETH/USDT:USDT +0.5", "okx_passphrase missing"):
+            assert value in joined, (wide, value)
+        if wide:
+            assert any("binance" in line and "spot/USDT" in line for line in text.splitlines())
+        else:
+            assert max(len(line) for line in text.splitlines()) <= 80, text
+
+
+def test_every_command_that_prints_data_has_json(live: Path, tmp_path: Path) -> None:
+    """--json on digest, demo, rebuild, replay index, strategies: one JSON object on stdout."""
+    digest = cli("digest", "--db", live).stdout.strip()
+    assert cli("digest", "--db", live, "--json").json() == {"digest": digest}
+    demo = cli("demo", "--db", tmp_path / "demo.db", "--json").json()
+    assert demo["verified"] is True and isinstance(demo["equity"], str)
+    narrow("demo", "--db", tmp_path / "demo2.db")
+    copy = tmp_path / "copy.db"
+    shutil.copy(live, copy)
+    events = cli("audit", "anchor", "--db", copy).json()["events"]
+    assert cli("rebuild", "--db", copy, "--json").json() == {"rebuilt": events}
+    index = cli("replay", "index", "--db", copy, "--json").json()
+    assert index["cache"] == f"{copy}.states" and index["notification"] > 0
+    assert "demo_basis" in cli("strategies", "--json").json()
