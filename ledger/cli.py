@@ -11,17 +11,7 @@ import typer
 from ledger.cli_audit import audit
 from ledger.cli_backtest import backtest, strategies
 from ledger.cli_live import live, reconcile
-from ledger.cli_output import (
-    DbOption,
-    JsonOption,
-    Output,
-    WideOption,
-    emit,
-    err,
-    guard,
-    settle,
-    state_tables,
-)
+from ledger.cli_output import DbOption, JsonOption, Output, WideOption, emit, err, guard, settle, state_tables
 from ledger.cli_replay import replay
 from ledger.cli_shadow import shadow
 

@@ -4,61 +4,15 @@ folder and the log digest as the last line."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from aggregates.errors import InstructionError, LedgerError
+from ledger.cli_output import Col, JsonOption, Output, WideOption, emit, fail, guard, parse_time, settle
 from ledger.strategies.params import StrategyConfigError
-
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", highlight=False, markup=False)
-    return typer.Exit(2)
-
-
-def _when(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    from aggregates.values import to_utc
-
-    try:
-        return to_utc(value if "T" in value or " " in value else f"{value}T00:00:00+00:00", name)
-    except InstructionError as e:
-        raise _fail(f"{name}: {str(e).split(': ', 1)[1]}") from None
-
-
-def _round(value: Any) -> Any:
-    """Derived numbers (equity, P&L, risk) carry 60 digits inside; show 12 decimals at most."""
-    if isinstance(value, Decimal):
-        if value.is_finite() and value.as_tuple().exponent < -12:  # type: ignore[operator]
-            value = value.quantize(Decimal("1e-12"))
-        return value
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_round(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _params(items: list[str]) -> dict[str, str]:
@@ -69,11 +23,11 @@ def _params(items: list[str]) -> dict[str, str]:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise _fail(f"--param: expected NAME=VALUE, got {item!r}")
+            raise fail(f"--param: expected NAME=VALUE, got {item!r}")
         if name == "capital":
-            raise _fail("--param capital: set the capital with --capital")
+            raise fail("--param capital: set the capital with --capital")
         if name in out:
-            raise _fail(f"--param {name}: given twice ({out[name]!r} and {text!r})")
+            raise fail(f"--param {name}: given twice ({out[name]!r} and {text!r})")
         out[name] = text
     return out
 
@@ -169,38 +123,42 @@ def backtest(
         bool, typer.Option("--force", help="Delete an existing SQLite --db file first.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Run a strategy over market data through the execution interfaces into a fresh ledger."""
-    from ledger.backtest import build_config, load_for, max_days, merge, run_backtest, seed_overrides
-    from ledger.config import load_config
-    from ledger.report import render_console, write_report
-    from ledger.strategies import create, recorded
-
-    first, last = _when(start, "--start"), _when(end, "--end")
+    first = parse_time(start, "--start") if start is not None else None
+    last = parse_time(end, "--end") if end is not None else None
     if days is not None and days <= 0:
-        raise _fail(f"--days: must be positive, got {days}")
+        raise fail(f"--days: must be positive, got {days}")
     if days is not None and last is not None:
-        raise _fail("--days and --end: give one of them")
+        raise fail("--days and --end: give one of them")
     try:
         amount = Decimal(capital)
         if not amount.is_finite() or amount <= 0:
             raise ValueError
     except (ArithmeticError, ValueError):
-        raise _fail(f"--capital: expected a positive amount, got {capital!r}") from None
+        raise fail(f"--capital: expected a positive amount, got {capital!r}") from None
     if fill not in ("error", "previous"):
-        raise _fail(f"--fill: expected error or previous, got {fill!r}")
-    try:
+        raise fail(f"--fill: expected error or previous, got {fill!r}")
+    from ledger.backtest import build_config, load_for, max_days, merge, run_backtest, seed_overrides
+    from ledger.config import load_config
+    from ledger.report import render_console, write_report
+    from ledger.strategies import create, recorded
+
+    out = Output(wide, as_json)
+
+    def run() -> tuple[Any, Any]:
         overrides = load_config(config) if config is not None else {}
         from_config = dict(overrides.pop("strategy_params", None) or {})
         if "capital" in from_config:
-            raise _fail(f"{config}: [strategy_params] capital: set the capital with --capital")
+            raise fail(f"{config}: [strategy_params] capital: set the capital with --capital")
         given = _params(param or [])
         try:
             chosen = create(strategy, capital=amount, **{**from_config, **given})
             _prepare_report(report)
             market = load_for(chosen, data_dir=data, seed=seed, start=first, end=last, days=days, fill=fill)
         except StrategyConfigError as e:
-            raise _fail(_param_error(e, given, config)) from None
+            raise fail(_param_error(e, given, config)) from None
         overrides = merge(seed_overrides(data), overrides)
         spec = {
             "kind": _kind(data),
@@ -222,64 +180,49 @@ def backtest(
             params=recorded(chosen),  # every effective value, so `ledger replay rerun` repeats the run
             data_spec=spec,
         )
-        with Progress(
-            TextColumn("backtest"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("hours"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=as_json,
-        ) as bar:
-            task = bar.add_task("run", total=len(market.times))
-            result = asyncio.run(
-                run_backtest(cfg, chosen, market, lambda n, _t: bar.update(task, completed=n))
-            )
-        summary = _round(result.summary)
-        paths = write_report(
-            report, summary, result.equity, result.exposure, title=f"Backtest: {chosen.name}"
-        )
-    except LedgerError as e:
-        raise _fail(str(e)) from None
+        with out.progress("backtest (hours)", len(market.times)) as update:
+            result = asyncio.run(run_backtest(cfg, chosen, market, lambda n, _t: update(n)))
+        return chosen, result
+
+    chosen, result = guard(run)
+    # Recorded amounts (balances, quantities, fees) exact; derived numbers (equity, P&L, exposure, risk,
+    # APY, attribution, average entries) to 12 decimals: the same digits in the tables and in --json.
+    summary = settle(result.summary)
+    paths = guard(lambda: write_report(
+        report, summary, result.equity, result.exposure, title=f"Backtest: {chosen.name}"))
     if as_json:
-        out = dict(summary, report={k: str(v) for k, v in paths.items()})
-        print(json.dumps(_plain(out)))
+        emit({**summary, "report": paths})
         return
-    console.print(f"report: {paths['html']}  (also {paths['markdown'].name}, equity.png, exposure.png)")
-    render_console(summary, console, equity=result.equity)  # ends with the `digest: <hex>` line
+    out.line(f"report: {paths['html']}  (also {paths['markdown'].name}, equity.png, exposure.png)")
+    render_console(summary, out.console, equity=result.equity, wide=wide)  # ends with `digest: <hex>`
 
 
-def strategies(
-    name: Annotated[
-        str | None, typer.Argument(help="A strategy: show its parameters (type, default, range, meaning).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+StrategyArgument = Annotated[
+    str | None, typer.Argument(help="A strategy: show its parameters (type, default, range, meaning).")]
+
+
+def strategies(name: StrategyArgument = None, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """List the strategies `ledger backtest --strategy` accepts, or one strategy's parameters."""
     from ledger.strategies import STRATEGIES, factory_of, params_of
 
+    out = Output(wide)
     if name is None:
         rows = {key: factory.description for key, factory in sorted(STRATEGIES.items())}
         if as_json:
-            print(json.dumps(rows))
+            emit(rows)
             return
-        for key, text in rows.items():
-            print(f"{key:<34} {text}")
-        print("`ledger strategies NAME` shows a strategy's parameters")
+        out.table(None, [Col("strategy", "id"), "description"], rows.items())
+        out.line("`ledger strategies NAME` shows a strategy's parameters")
         return
-    try:
-        factory = factory_of(name)
-    except LedgerError as e:
-        raise _fail(str(e)) from None
+    factory = guard(lambda: factory_of(name))
     table = [{"name": p.name, "type": p.type_name(), "default": p.text(p.default), "range": p.range_text(),
               "meaning": p.meaning} for p in params_of(factory)]
     if as_json:
-        print(json.dumps({"name": name, "description": factory.description, "parameters": table}))
+        emit({"name": name, "description": factory.description, "parameters": table})
         return
-    print(f"{name}: {factory.description}")
-    print("Set with --param NAME=VALUE (capital with --capital) or a config's [strategy_params].")
-    columns = ("name", "type", "default", "range", "meaning")
-    widths = {c: max(len(c), *(len(row[c]) for row in table)) for c in columns[:-1]}
-    for row in [dict(zip(columns, columns, strict=True)), *table]:
-        print("  ".join(row[c].ljust(widths[c]) for c in columns[:-1]) + "  " + row["meaning"])
+    out.line(f"{name}: {factory.description}")
+    out.line("Set with --param NAME=VALUE (capital with --capital) or a config's [strategy_params].")
+    # A default and a range are never broken across lines; when they do not fit side by side, each
+    # meaning goes under its row (or, narrower still, one `field: value` per line).
+    out.table(None, [Col("name", "id"), "type", Col("default", "id"), Col("range", "id"),
+                     Col("meaning", detail=True)], [tuple(row.values()) for row in table])

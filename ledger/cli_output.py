@@ -16,7 +16,8 @@ The rules:
 - **JSON** (`--json`): Decimals as exact strings, times as ISO text; one object per command, or one
   per line for streams; nothing else on stdout (notes and progress go to stderr).
 - **Progress** bars go to stderr, transient, only when stderr is a terminal and never with `--json`.
-- **Errors**: one `error: …` line on stderr and exit 2.
+- **Errors**: one `error: …` line on stderr and exit 2 (`fail`, `guard`; a time option that cannot
+  be read: `parse_time`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from aggregates.errors import LedgerError
+from aggregates.errors import InstructionError, LedgerError
 
 T = TypeVar("T")
 WIDE = 100_000  # the console width behind --wide: a row is never wrapped
-DERIVED = ("exposure", "risk", "pnl", "equity")
+DERIVED = ("exposure", "risk", "pnl", "equity", "initial_equity", "final_equity", "apy", "attribution")
 ABSENT = "—"
 
 DbOption = Annotated[str, typer.Option("--db", help="sqlite:///path.db, a path, or postgresql://…")]
@@ -81,6 +82,17 @@ def guard(fn: Callable[[], T]) -> T:
         raise fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": ")) from None
 
 
+def parse_time(value: str, name: str) -> datetime:
+    """The time option `name` (`--start`, `--as-of`, …): ISO; a bare date means its 00:00 UTC and a time
+    without zone is UTC. Unreadable: one `error:` line, exit 2."""
+    from aggregates.values import to_utc
+
+    try:
+        return to_utc(value if "T" in value or " " in value else f"{value}T00:00:00+00:00", name)
+    except InstructionError:
+        raise fail(f"{name}: expected an ISO time or date, got {value!r}") from None
+
+
 # ---- numbers and JSON --------------------------------------------------------------------------------
 
 
@@ -112,7 +124,9 @@ def rounded(value: Any) -> Any:
 
 
 def settle(state: dict[str, Any]) -> dict[str, Any]:
-    """A state report (summary, replay state, demo) with its derived numbers rounded by `rounded`."""
+    """A state report (summary, replay state, demo, a backtest's summary) with its derived numbers
+    (`DERIVED`, and each position's average entry) rounded by `rounded`; recorded amounts (balances,
+    in transit, quantities, realised P&L, fees) stay exact."""
     out = dict(state)
     out.update({k: rounded(out[k]) for k in DERIVED if k in out})
     if "positions" in out:

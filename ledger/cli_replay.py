@@ -3,13 +3,11 @@ backtest and compare digests, and diff two logs. User errors are one `error:` li
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from aggregates.errors import InstructionError
 from ledger.cli_output import (
     Col,
     DbOption,
@@ -21,6 +19,7 @@ from ledger.cli_output import (
     fail,
     guard,
     number,
+    parse_time,
     rounded,
     settle,
     state_tables,
@@ -37,16 +36,6 @@ def open_ledger(db: str) -> Any:
     from ledger.app import Ledger
 
     return guard(lambda: Ledger.open(db, synchronous="NORMAL"))
-
-
-def parse_time(value: str, name: str) -> datetime:
-    """An ISO time; a bare date means its 00:00 UTC and a time without zone is UTC."""
-    from aggregates.values import to_utc
-
-    try:
-        return to_utc(value if "T" in value or " " in value else f"{value}T00:00:00+00:00", name)
-    except InstructionError as e:
-        raise fail(f"{name}: {str(e).split(': ', 1)[1]}") from None
 
 
 def _is_the_ledger(cache: Path | None, ledger: Any) -> bool:

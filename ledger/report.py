@@ -271,8 +271,8 @@ def _tables(summary: dict[str, Any], equity: Series | None, console: bool = Fals
             str(p.get("market_type", "")),
             quantity_(p.get("quantity")),
             money_(p.get("avg_entry")) if console else quantity(p.get("avg_entry")),
-            money_(p.get("realised")),
-            money_(p.get("fees")),
+            quantity_(p.get("realised")) if console else money(p.get("realised")),  # recorded: exact
+            quantity_(p.get("fees")) if console else money(p.get("fees")),
         )
         for p in summary.get("positions") or []
     ]
@@ -452,12 +452,20 @@ def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
     return ", ".join([text, *counts])
 
 
-def render_console(summary: dict[str, Any], console: Console, equity: Series | None = None) -> None:
-    """Print the headline, the summary tables, any risk breaches and the digest to `console`."""
-    console.print(headline(summary, equity), markup=False, highlight=False)
-    for table in summary_tables(summary, console.width):
+def render_console(summary: dict[str, Any], console: Console, equity: Series | None = None,
+                   wide: bool = False) -> None:
+    """Print the headline, the summary tables, any risk breaches and the digest to `console`: tables
+    and lines fit its width (the CLI's rule, `ledger.cli_output`), or run at full width with `wide`."""
+    from ledger.cli_output import wrap
+
+    def say(text: str, style: str | None = None) -> None:
+        for line in wrap(text, None if wide else console.width, hang=2):
+            console.print(line, markup=False, highlight=False, style=style, soft_wrap=True)
+
+    say(headline(summary, equity))
+    for table in summary_tables(summary, console.width, wide):
         console.print(table)
     for breach in (summary.get("risk") or {}).get("breaches") or []:
-        console.print(f"risk breach: {breach}", markup=False, highlight=False, style="bold red")
+        say(f"risk breach: {breach}", style="bold red")
     if summary.get("digest"):
-        console.print(f"digest: {summary['digest']}", markup=False, highlight=False)
+        say(f"digest: {summary['digest']}")

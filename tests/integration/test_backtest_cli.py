@@ -209,3 +209,15 @@ def test_ledger_max_days_caps_the_window_notes_it_and_records_what_it_ran(tmp_pa
     _one_line_error(ledger("backtest", "--db", "x.db", cwd=tmp_path, env={"LEDGER_MAX_DAYS": "0"}),
                     "LEDGER_MAX_DAYS", "'0'")
     assert not (tmp_path / "x.db").exists()
+
+
+def test_bad_time_options_and_unknown_strategies_are_one_error_line(tmp_path: Path) -> None:
+    """A --start or --end that is no ISO time or date names the option and the text as typed (not a
+    rewritten one); --days with --end is refused; `ledger strategies NAME` with an unknown name lists the
+    known ones. One `error:` line, exit 2, nothing written."""
+    bad_end = ledger("backtest", "--end", "2024-02-30", "--db", "t1.db", "--report", "r1", cwd=tmp_path)
+    _one_line_error(bad_end, "--end: expected an ISO time or date, got '2024-02-30'")
+    _one_line_error(ledger("backtest", "--days", "3", "--end", "2024-02-03", "--db", "t2.db", cwd=tmp_path),
+                    "--days and --end")
+    _one_line_error(ledger("strategies", "moonshot", cwd=tmp_path), "moonshot", "demo_basis")
+    assert list(tmp_path.iterdir()) == []

@@ -207,3 +207,94 @@ def test_every_command_that_prints_data_has_json(live: Path, tmp_path: Path) -> 
     index = cli("replay", "index", "--db", copy, "--json").json()
     assert index["cache"] == f"{copy}.states" and index["notification"] > 0
     assert "demo_basis" in cli("strategies", "--json").json()
+
+
+# ---- backtest and strategies -------------------------------------------------------------------------
+
+BALANCE_EVENTS = {"Opened", "FundsDeposited", "InstructionAccepted", "OrderSubmitted", "OrderFilled",
+                  "InstructionCompleted", "FundingSettled"}
+
+
+def _bybit_usdt(db: Path) -> D:
+    """Bybit's USDT summed here from the stored events: deposits plus funding minus fees. Every Bybit fill
+    is a perp sell that opens the short (no realised P&L, no USDT moved by the fill itself) and nothing
+    else happens at Bybit in a one-day demo run (checked)."""
+    from ledger.app import Ledger
+
+    book = Ledger.open(db)
+    try:
+        events = [e for _n, e in book.iter_events()]
+    finally:
+        book.close()
+    venue = {e.originator_id: e.venue for e in events if type(e).__name__ == "Opened"}
+    mine = [e for e in events if venue.get(e.originator_id) == "bybit"]
+    assert {type(e).__name__ for e in mine} <= BALANCE_EVENTS, {type(e).__name__ for e in mine}
+    fills = [e for e in mine if type(e).__name__ == "OrderFilled"]
+    assert fills and all(e.market_type == "perp" and e.side == "sell" for e in fills)
+    credits = sum((D(e.amount) for e in mine
+                   if type(e).__name__ in ("FundsDeposited", "FundingSettled") and e.asset == "USDT"), D(0))
+    return credits - sum((D(e.fee) for e in fills if e.fee_asset == "USDT"), D(0))
+
+
+def test_backtest_keeps_recorded_balances_exact_and_rounds_derived_numbers(tmp_path: Path) -> None:
+    """`ledger backtest` (one synthetic day): Bybit's USDT balance carries more than 12 decimals (a fee with
+    14); it appears exactly in --json and in the 80-column tables (it was rounded to 12 decimals in both).
+    Derived numbers (P&L lines, attribution, equity, APY) carry at most 12 decimals, the same digits in the
+    tables as in the JSON. --wide prints the positions table framed, one line per position."""
+    data = cli("backtest", "--days", "1", "--db", tmp_path / "j.db", "--report", tmp_path / "rj",
+               "--json").json()
+    expected = _bybit_usdt(tmp_path / "j.db")
+    assert -expected.as_tuple().exponent > 12, expected  # else the run no longer tests the rule
+    assert data["balances"]["bybit"]["USDT"] == format(expected, "f")
+    derived = [*data["pnl"].values(), *data["attribution"].values(), *data["exposure"].values(),
+               data["initial_equity"], data["final_equity"], data["apy"]]
+    assert all(-D(v).as_tuple().exponent <= 12 for v in derived), derived
+    assert any(-D(v).as_tuple().exponent == 12 for v in data["pnl"].values())  # rounding did happen
+
+    text = narrow("backtest", "--days", "1", "--db", tmp_path / "t.db", "--report", tmp_path / "rt")
+    words = text.replace("│", " ").split()
+    assert format(_bybit_usdt(tmp_path / "t.db"), "f") in words
+    for venue, assets in data["balances"].items():
+        for asset, amount in assets.items():
+            assert amount in words, (venue, asset, amount)
+    for value in (*data["pnl"].values(), *data["attribution"].values(), *data["exposure"].values()):
+        assert value in words, value
+    for p in data["positions"]:
+        assert {p["quantity"], p["avg_entry"], p["realised"], p["fees"]} <= set(words), p
+
+    wide = cli("backtest", "--days", "1", "--db", tmp_path / "w.db", "--report", tmp_path / "rw", "--wide",
+               env=NARROW)
+    assert wide.code == 0, wide.stderr
+    rows = [line for line in wide.stdout.splitlines() if "ETH/USDT:USDT" in line]
+    assert len(rows) == len([p for p in data["positions"] if p["instrument"] == "ETH/USDT:USDT"]) == 2
+    assert all(len(line) > 80 and line.startswith("│") for line in rows), rows
+    for p in (p for p in data["positions"] if p["instrument"] == "ETH/USDT:USDT"):
+        assert any(p["venue"] in line and p["fees"] in line for line in rows), p
+
+
+def test_strategies_fit_80_columns_and_wide_keeps_a_parameter_on_one_line() -> None:
+    """`ledger strategies` and `ledger strategies NAME` for every strategy: at 80 columns no line is longer
+    and every name, default and range appears whole, every word of a meaning too; --wide puts each
+    parameter on one line; --json is one object as before."""
+    from ledger.strategies import STRATEGIES, params_of
+
+    listing = narrow("strategies")
+    assert [line.split()[1] for line in listing.splitlines() if line.startswith("│ ") and
+            line.split()[1] in STRATEGIES] == sorted(STRATEGIES)
+    assert cli("strategies", "--json").json() == {k: f.description for k, f in STRATEGIES.items()}
+    for name, factory in sorted(STRATEGIES.items()):
+        declared = params_of(factory)
+        data = cli("strategies", name, "--json").json()
+        assert data["name"] == name and data["description"] == factory.description
+        assert [p["name"] for p in data["parameters"]] == [p.name for p in declared]
+        assert all(set(p) == {"name", "type", "default", "range", "meaning"} for p in data["parameters"])
+        text = narrow("strategies", name)
+        lines = text.splitlines()
+        for p in data["parameters"]:
+            for value in (p["name"], p["default"], p["range"]):
+                assert any(value in line for line in lines), (name, value)
+            assert set(p["meaning"].split()) <= set(text.split()), (name, p["meaning"])
+        wide = cli("strategies", name, "--wide", env=NARROW).stdout.splitlines()
+        for p in data["parameters"]:
+            assert any(all(p[k] in line for k in ("name", "type", "default", "range", "meaning"))
+                       for line in wide), (name, p)

@@ -337,26 +337,34 @@ def test_defaults_run_from_the_cli_and_rerun_identically(tmp_path: Path) -> None
     assert rerun["identical"] and rerun["rerun"] == summary["digest"]
 
 
+def _cells(line: str) -> list[str]:
+    """The cells of a framed table row (`│ a │ b │`, the header's `┃ a ┃ b ┃`)."""
+    return [cell.strip() for cell in line.replace("┃", "│").strip().strip("│").split("│")]
+
+
 def test_strategies_lists_every_mode() -> None:
-    """`ledger strategies` names all seven seed modes, one line each."""
+    """`ledger strategies` names all seven seed modes, each in the first cell of one row (one line each
+    with --wide)."""
     out = _cli(Path("."), "strategies", command="strategies").stdout
+    wide = _cli(Path("."), "strategies", "--wide", command="strategies").stdout
     for name in MODES:
-        assert sum(line.startswith(name + " ") for line in out.splitlines()) == 1, name
+        assert sum(_cells(line)[0] == name for line in out.splitlines() if line.startswith("│")) == 1, name
+        assert sum(_cells(line)[0] == name for line in wide.splitlines() if line.startswith("│")) == 1, name
 
 
 def test_strategies_name_shows_the_parameter_table() -> None:
-    """`ledger strategies eth_basis`: a header and one row per parameter with its type, default, range and
-    meaning; --json the same as data; internal fields are not listed."""
-    out = _cli(Path("."), "strategies", "eth_basis", command="strategies")
+    """`ledger strategies eth_basis --wide`: a header and one row per parameter with its type, default, range
+    and meaning; --json the same as data; internal fields are not listed."""
+    out = _cli(Path("."), "strategies", "eth_basis", "--wide", command="strategies")
     assert out.exit_code == 0, out.stderr
-    lines = out.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("name "))
-    assert lines[header].split()[:5] == ["name", "type", "default", "range", "meaning"]
-    rows = {line.split()[0]: line for line in lines[header + 1:]}
+    lines = [_cells(line) for line in out.stdout.splitlines() if line.startswith(("┃", "│"))]
+    assert lines[0] == ["name", "type", "default", "range", "meaning"]
+    rows = {cells[0]: cells for cells in lines[1:]}
     assert list(rows) == ["capital", "spot_share", "hedge_split", "delta_tolerance"]
-    assert rows["spot_share"].split()[:4] == ["spot_share", "decimal", "0.5", "[0.05,"]
-    assert "binance 0.4, bybit 0.3, okx 0.3" in rows["hedge_split"] and "sum 1" in rows["hedge_split"]
-    assert "[0, 0.5]" in rows["delta_tolerance"] and "re-hedge" in rows["delta_tolerance"]
+    assert rows["spot_share"][:4] == ["spot_share", "decimal", "0.5", "[0.05, 0.95]"]
+    assert rows["hedge_split"][2] == "binance 0.4, bybit 0.3, okx 0.3"
+    assert rows["hedge_split"][3].endswith("sum 1")
+    assert rows["delta_tolerance"][3] == "[0, 0.5]" and rows["delta_tolerance"][4].startswith("re-hedge")
     data = json.loads(_cli(Path("."), "strategies", "eth_leveraged", "--json", command="strategies").stdout)
     table = {p["name"]: p for p in data["parameters"]}
     assert table["max_ltv"] == {"name": "max_ltv", "type": "decimal", "default": "0.86", "range": "[0, 0.95)",

@@ -162,3 +162,22 @@ def test_render_console_fits_80_columns_and_never_cuts_a_number() -> None:
     words = out.replace("│", " ").split()
     for text in ("0.000000000000000001", "3001.123456789012", "49000.5", "-12.345", "1267.055"):
         assert text in words, text
+
+
+def test_render_console_keeps_recorded_position_amounts_exact_and_wide_puts_a_row_on_one_line() -> None:
+    """A position's realised P&L and fees are recorded amounts (they move balances): exact in the console,
+    like the balances, while its average entry (a quotient) shows 12 decimals. `wide=True`: the positions
+    table is framed, every position on one line, whatever the width of the console."""
+    summary = _summary()
+    realised, fees = D("1234.567890123456789"), D("-12.3456789012345678")
+    summary["positions"][0].update(realised=realised, fees=fees, avg_entry=D("3001.123456789012345678"))
+    console = Console(record=True, width=80)
+    render_console(summary, console, EQUITY)
+    words = console.export_text().replace("│", " ").split()
+    assert {"1234.567890123456789", "-12.3456789012345678", "3001.123456789012"} <= set(words)
+    wide = Console(record=True, width=100_000)
+    render_console(summary, wide, EQUITY, wide=True)
+    row = [line for line in wide.export_text().splitlines() if "ETH/USDT:USDT" in line]
+    assert len(row) == 1 and row[0].startswith("│") and len(row[0]) > 80
+    assert all(text in row[0] for text in ("binance", "perp", "-10", "1234.567890123456789",
+                                           "-12.3456789012345678"))
