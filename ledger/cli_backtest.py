@@ -104,7 +104,7 @@ def backtest(
         Path | None,
         typer.Option(
             "--data",
-            help="Instead of synthetic data: the shared seed data folder, a folder of Binance archive "
+            help="Instead of synthetic data: the seed data folder (`data`), a folder of Binance archive "
             "files, or a recorded ledger (formats: README).",
         ),
     ] = None,

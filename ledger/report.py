@@ -454,8 +454,8 @@ def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
 
 def render_console(summary: dict[str, Any], console: Console, equity: Series | None = None,
                    wide: bool = False) -> None:
-    """Print the headline, the summary tables, any risk breaches and the digest to `console`: tables
-    and lines fit its width (the CLI's rule, `ledger.cli_output`), or run at full width with `wide`."""
+    """Print the headline, the summary tables, the run's notes, any risk breaches and the digest to
+    `console`: tables and lines fit its width (the CLI's rule, `ledger.cli_output`), or run at full width with `wide`."""
     from ledger.cli_output import wrap
 
     def say(text: str, style: str | None = None) -> None:
@@ -465,6 +465,8 @@ def render_console(summary: dict[str, Any], console: Console, equity: Series | N
     say(headline(summary, equity))
     for table in summary_tables(summary, console.width, wide):
         console.print(table)
+    for note in summary.get("notes") or []:  # what the data or the strategy changed: filled gaps, venues
+        say(f"note: {note}")
     for breach in (summary.get("risk") or {}).get("breaches") or []:
         say(f"risk breach: {breach}", style="bold red")
     if summary.get("digest"):

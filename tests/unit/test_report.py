@@ -181,3 +181,17 @@ def test_render_console_keeps_recorded_position_amounts_exact_and_wide_puts_a_ro
     assert len(row) == 1 and row[0].startswith("│") and len(row[0]) > 80
     assert all(text in row[0] for text in ("binance", "perp", "-10", "1234.567890123456789",
                                            "-12.3456789012345678"))
+
+
+def test_render_console_prints_the_runs_notes_before_the_digest() -> None:
+    """The notes (a renormalised hedge split, filled gaps) reach the terminal, not only the report page."""
+    summary = _summary()
+    summary["notes"] = ["hedge_split: no OKX ETH perp data for 2024-06-01 → 2024-08-01; the default "
+                        "40/30/30 split was renormalised to binance 4/7, bybit 3/7"]
+    console = Console(record=True, width=80)
+    render_console(summary, console, EQUITY)
+    lines = console.export_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("note: hedge_split: no OKX ETH perp"))
+    assert " ".join(line.strip() for line in lines[at:at + 3]).startswith(
+        "note: " + summary["notes"][0])
+    assert lines[-1].startswith("digest: ") and at < len(lines) - 1
