@@ -455,7 +455,8 @@ def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
 def render_console(summary: dict[str, Any], console: Console, equity: Series | None = None,
                    wide: bool = False) -> None:
     """Print the headline, the summary tables, the run's notes, any risk breaches and the digest to
-    `console`: tables and lines fit its width (the CLI's rule, `ledger.cli_output`), or run at full width with `wide`."""
+    `console`: tables and lines fit its width (the CLI's rule, `ledger.cli_output`), or run at full
+    width with `wide`."""
     from ledger.cli_output import wrap
 
     def say(text: str, style: str | None = None) -> None:

@@ -1,5 +1,6 @@
-"""Hourly `MarketData` from the seed data folder (`shared/data`: `seed/` and `binance/`) for the series
-groups a strategy needs; gaps and coverage fail unless `fill="previous"`, which notes every filled span.
+"""Hourly `MarketData` from the seed data folder (the repository's `data/`: `seed/` and `binance/`) for
+the series groups a strategy needs; gaps and coverage fail unless `fill="previous"`, which notes every
+filled span.
 
 Needs (`NEEDS`), optionally narrowed to venues as `"eth_perp:binance,bybit"`:
 

@@ -1,7 +1,8 @@
 """Reading the seed data folder's files: a windowed CSV table reader that copes with each file's
 timestamp format, and the static parameter files (execution costs, AAVE risk, CEX margin, gas units).
 
-Paths are relative to the `shared/data` folder (`root`), which holds `seed/` and `binance/`.
+Paths are relative to the seed data folder (`root`, the repository's `data/`), which holds `seed/` and
+`binance/`.
 """
 
 from __future__ import annotations

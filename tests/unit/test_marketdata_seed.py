@@ -1,4 +1,4 @@
-"""The seed data loader and parameter loaders, on the real files in ../shared/data (seed/ and binance/)
+"""The seed data loader and parameter loaders, on the real files in data/ (seed/ and binance/)
 and on small files written here. Expected values were read from the files' text."""
 
 from __future__ import annotations
