@@ -7,16 +7,20 @@ The repository must stand alone: the market data and fixtures its tests use ship
 A test that caused one fails at teardown, naming the path; one found while collecting stops the run.
 Recording (instead of raising inside the hook) means code that catches `OSError` cannot hide it.
 
-Allowed: the repository (its `.venv` and `node_modules` included), the temporary folder, the Python
+Allowed: the repository (its `.venv` and `node_modules` included), a temporary folder of this session's
+own (made at start-up and set as `tempfile.tempdir` and `TMPDIR`, so pytest's `tmp_path`, `tempfile`
+and child processes all use it; removed after a passing run), matplotlib's font cache, the Python
 installation, the operating system's own folders (`/dev`, `/proc`, `/sys`, `/etc`, `/usr`, ...) that
 interpreters, TLS and native libraries read, and the user's font folders (matplotlib lists them).
 Everything else — the repository's parent folder first of all — is a violation. The guard is
-registered by tests/conftest.py, so it is on in every run.
+registered by tests/conftest.py, so it is on in every run. Only this session's temporary folder is
+allowed, not the whole system one, so the guard holds when the repository itself sits in /tmp.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import sys
 import sysconfig
@@ -32,8 +36,12 @@ SYSTEM = ("/dev", "/proc", "/sys", "/etc", "/usr", "/lib", "/lib64", "/bin", "/s
           "/var/run", "/var/cache/fontconfig", "/nix")
 
 
-def _roots() -> tuple[str, ...]:
-    places = {str(REPO), tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir()), *SYSTEM}
+SYSTEM_TMP = tempfile.gettempdir()
+FONT_CACHE = os.path.join(SYSTEM_TMP, "execution-ledger-matplotlib")  # kept across runs: built once
+
+
+def _roots(session_tmp: str) -> tuple[str, ...]:
+    places = {str(REPO), session_tmp, FONT_CACHE, *SYSTEM}
     places |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     places |= {p for p in sysconfig.get_paths().values() if p}
     places |= set(site.getsitepackages()) | {site.getusersitepackages()}
@@ -43,7 +51,7 @@ def _roots() -> tuple[str, ...]:
     return tuple(sorted(p.rstrip("/") or "/" for p in places))
 
 
-ROOTS = _roots()
+ROOTS: tuple[str, ...] = ()  # set by `install`
 violations: list[str] = []
 
 
@@ -97,14 +105,24 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 
 _installed = False
+session_tmp = ""
 
 
-def install() -> None:
-    """Add the audit hook once per process (hooks cannot be removed; the flag keeps it single)."""
-    global _installed
-    if not _installed:
-        sys.addaudithook(_hook)
-        _installed = True
+def install(rootdir: Path = REPO) -> None:
+    """Give the session its own temporary folder and add the audit hook, once per process (hooks
+    cannot be removed; the flag keeps it single). `rootdir` (pytest's; the repository in a normal run)
+    is allowed too."""
+    global _installed, session_tmp, ROOTS
+    if _installed:
+        return
+    session_tmp = os.path.realpath(tempfile.mkdtemp(prefix="execution-ledger-tests-"))
+    tempfile.tempdir = session_tmp
+    os.environ["TMPDIR"] = session_tmp
+    # matplotlib keeps its font cache in the home folder unless told otherwise
+    os.environ.setdefault("MPLCONFIGDIR", FONT_CACHE)
+    ROOTS = tuple(sorted({*_roots(session_tmp), str(rootdir.resolve())}))
+    sys.addaudithook(_hook)
+    _installed = True
 
 
 def take() -> list[str]:
@@ -115,9 +133,7 @@ def take() -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # matplotlib keeps its font cache in the home folder unless told otherwise: keep it in the temp folder
-    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "execution-ledger-matplotlib"))
-    install()
+    install(config.rootpath)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -134,6 +150,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print("\nerror: paths outside the repository were used after the last test (tests/guard.py): "
               + "; ".join(found), file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus == pytest.ExitCode.OK and session_tmp:
+        shutil.rmtree(session_tmp, ignore_errors=True)
 
 
 @pytest.hookimpl(wrapper=True)

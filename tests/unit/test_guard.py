@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -56,9 +57,13 @@ def _inner(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_guard_is_on_in_this_run(request: pytest.FixtureRequest) -> None:
+def test_the_guard_is_on_in_this_run(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     assert request.config.pluginmanager.has_plugin("tests.guard")
     assert guard._installed
+    # This session's own temporary folder, for pytest, tempfile and child processes alike.
+    assert tempfile.gettempdir() == guard.session_tmp == os.environ["TMPDIR"]
+    assert tmp_path.resolve().is_relative_to(guard.session_tmp)
+    assert not Path(guard.session_tmp).is_relative_to(REPO) and not REPO.is_relative_to(guard.session_tmp)
 
 
 def test_a_test_reaching_outside_fails_naming_the_path(tmp_path: Path) -> None:
@@ -87,7 +92,8 @@ def test_a_read_outside_while_collecting_stops_the_run(tmp_path: Path) -> None:
         (REPO / "data" / "seed" / "README.md", True),
         (REPO / ".venv" / "lib", True),
         (Path(sys.base_prefix) / "lib", True),
-        (Path("/tmp") / "anything", True),
+        (Path(guard.session_tmp) / "anything", True),
+        (Path(guard.SYSTEM_TMP) / "not-this-sessions-folder", False),
         (REPO.parent / "shared" / "data" / "seed", False),
         (REPO / ".." / "shared", False),
         (Path("/home") / "someone" / "data.csv", False),
