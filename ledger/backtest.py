@@ -55,19 +55,22 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_DAYS_LIMIT = 36_500  # a hundred years: any larger cap caps nothing
+
+
 def max_days() -> int | None:
     """The cap `LEDGER_MAX_DAYS` puts on every backtest window, or None when it is unset or empty."""
     text = os.environ.get(MAX_DAYS, "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) <= 0:
-        raise DataError(f"{MAX_DAYS}: expected a positive whole number of days, got {text!r}")
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_DAYS_LIMIT:
+        raise DataError(f"{MAX_DAYS}: expected a whole number of days from 1 to {MAX_DAYS_LIMIT}, "
+                        f"got {text!r}")
     return int(text)
 
 
-def _capped(first: datetime, last: datetime) -> tuple[datetime, str | None]:
-    """`last`, or `first` + LEDGER_MAX_DAYS when that is earlier, with the note that says so."""
-    cap = max_days()
+def _capped(first: datetime, last: datetime, cap: int | None) -> tuple[datetime, str | None]:
+    """`last`, or `first` + `cap` days (LEDGER_MAX_DAYS) when that is earlier, with the note that says so."""
     if cap is None or last <= first + timedelta(days=cap):
         return last, None
     short = first + timedelta(days=cap)
@@ -81,7 +84,7 @@ def window(start: datetime | None, end: datetime | None, days: int | None) -> da
     last = end if end is not None else (start + timedelta(days=days) if start and days else None)
     if start is None or last is None:
         return last
-    return _capped(start, last)[0]
+    return _capped(start, last, max_days())[0]
 
 
 def _noted(market: MarketData, note: str | None) -> MarketData:
@@ -97,16 +100,19 @@ def load_data(
     days: int | None,
     needs: Sequence[str] = (),
     fill: str = "error",
+    capped: bool = True,
 ) -> MarketData:
-    """Market data for a run, `end` included: the seed data folder (the series `needs` names), a folder
-    of Binance files, a recorded event log, or else the seeded synthetic market (90 days from
-    2024-01-01 unless told otherwise)."""
+    """Market data for a run, `end` included (and cut to LEDGER_MAX_DAYS unless `capped` is False, as
+    for a rerun, which repeats the window the log recorded): the seed data folder (the series `needs`
+    names), a folder of Binance files, a recorded event log, or else the seeded synthetic market (90
+    days from 2024-01-01 unless told otherwise)."""
     step = timedelta(hours=1)
     asked = end if end is not None else (start + timedelta(days=days) if start and days else None)
+    cap = max_days() if capped else None
     last: datetime | None = asked
     note: str | None = None
     if start is not None and asked is not None:
-        last, note = _capped(start, asked)
+        last, note = _capped(start, asked, cap)
     if data_dir is not None:
         root = seed_root(data_dir)
         if root is not None:
@@ -121,11 +127,11 @@ def load_data(
         else:
             market = load_folder(data_dir, start, last + step if last else None)
         if note is None and market.times:  # the data chose the window: cap what it holds
-            final, note = _capped(market.start, market.end)
+            final, note = _capped(market.start, market.end, cap)
             market = market.between(market.start, final + step) if note else market
         return _noted(market, note)
     first = start or DEFAULT_START
-    final, note = _capped(first, last or first + timedelta(days=days or DEFAULT_DAYS))
+    final, note = _capped(first, last or first + timedelta(days=days or DEFAULT_DAYS), cap)
     return _noted(generate(seed, first, final + step, btc=any(n.startswith("btc") for n in needs)), note)
 
 

@@ -156,6 +156,7 @@ def load_recorded_data(rec: Recording, strategy: Any) -> Any:
             end=_when(spec.get("end"), "end"), days=int(days) if days is not None else None,
             needs=strategy.data_needs() if hasattr(strategy, "data_needs") else (),
             fill=str(spec.get("fill") or "error"),
+            capped=False,  # the recorded window is what ran: LEDGER_MAX_DAYS does not shorten a rerun
         )
     except LedgerError as e:
         raise ReplayError(

@@ -4,8 +4,16 @@ The repository must stand alone: the market data and fixtures its tests use ship
 `tests/fixtures/`. A Python audit hook (PEP 578) sees every file the test process opens (`open`,
 `os.listdir`, `os.scandir`, `sqlite3.connect`) and every path handed to a child process
 (`subprocess.Popen` arguments and working folder), and records those outside the allowed places.
-A test that caused one fails at teardown, naming the path; one found while collecting stops the run.
-Recording (instead of raising inside the hook) means code that catches `OSError` cannot hide it.
+A test that caused one fails, naming the path; one found while collecting stops the run. Recording
+(instead of raising inside the hook) means code that catches `OSError` cannot hide it. A path counts
+where it leads: a symlink inside the repository that points outside is outside.
+
+Child processes are not hooked; what they are given is checked instead: the working folder, every
+argument that is a path (relative ones against the child's working folder, `--opt=PATH`, `-fPATH`,
+`sqlite:///PATH`), the words of a shell command line, and absolute paths written inside an argument
+(`python -c "open('/elsewhere/x')"`) whose top folder exists. Not seen, so not guarded: paths a child
+finds in its environment, files SQLite opens by itself (`ATTACH`), and native code calling the C
+library directly.
 
 Allowed: the repository (its `.venv` and `node_modules` included), a temporary folder of this session's
 own (made at start-up and set as `tempfile.tempdir` and `TMPDIR`, so pytest's `tmp_path`, `tempfile`
@@ -20,6 +28,8 @@ allowed, not the whole system one, so the guard holds when the repository itself
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import site
 import sys
@@ -55,10 +65,15 @@ ROOTS: tuple[str, ...] = ()  # set by `install`
 violations: list[str] = []
 
 
-def allowed(path: str) -> bool:
-    """Whether `path` (absolute or relative to the current folder) lies inside an allowed place."""
-    full = os.path.abspath(path)
+def _inside(full: str) -> bool:
     return any(full == root or full.startswith(root + "/") for root in ROOTS)
+
+
+def allowed(path: str) -> bool:
+    """Whether `path` (absolute or relative to the current folder) lies inside an allowed place, both
+    as written and where its symlinks lead."""
+    full = os.path.abspath(path)
+    return _inside(full) and _inside(os.path.realpath(full))
 
 
 def _check(path: Any, what: str) -> None:
@@ -79,16 +94,40 @@ def _check(path: Any, what: str) -> None:
         violations.append(f"{what} {os.path.abspath(text)}")
 
 
+EMBEDDED = re.compile(r"(?<![\w:/.~-])(/[\w.~+-]+(?:/[\w.~+-]*)*)")  # an absolute path inside a word
+GLUED = re.compile(r"^-[A-Za-z](?=[/.~])")  # -f/path, -I./include
+
+
 def _argument_paths(args: Any, cwd: Any) -> Iterator[tuple[str, str]]:
     if cwd is not None:
         yield os.fspath(cwd), "a child process working in"
     base = os.fspath(cwd) if cwd is not None else os.getcwd()
-    items = [args] if isinstance(args, str | bytes | os.PathLike) else list(args or [])
+    if isinstance(args, str | bytes):  # a shell command line: its words, the program first
+        items = shlex.split(os.fsdecode(args) if isinstance(args, bytes) else args, posix=True)
+    else:
+        items = [args] if isinstance(args, os.PathLike) else list(args or [])
     for item in items[1:]:  # the program itself may live anywhere on PATH
-        text = os.fsdecode(item) if isinstance(item, bytes) else str(item)
-        part = text.split("=", 1)[-1]  # --data=PATH as well as PATH
-        if part.startswith(("/", "./", "../", "~")):
+        text = os.fsdecode(item) if isinstance(item, bytes) else os.fspath(item)
+        for part in _path_parts(str(text)):
             yield os.path.join(base, os.path.expanduser(part)), "a child process given"
+
+
+def _path_parts(text: str) -> Iterator[str]:
+    """The paths an argument may name: itself, after `=`, after a glued one-letter option, after
+    `sqlite:///`, and absolute paths inside it whose top folder exists."""
+    word = GLUED.sub("", text.split("=", 1)[-1] if text.startswith("-") else text)
+    word = word.removeprefix("sqlite:///")  # sqlite:///rel.db, sqlite:////abs.db
+    looks_like_a_path = "://" not in word and " " not in word and ("/" in word or word in (".", "..", "~"))
+    if looks_like_a_path and (not word.startswith("/") or _top_exists(word)):  # "/api/v3" is no path
+        yield word
+    for found in EMBEDDED.findall(text):
+        if found != word and _top_exists(found):
+            yield found
+
+
+def _top_exists(path: str) -> bool:
+    top = path.strip("/").split("/", 1)[0]
+    return bool(top) and os.path.isdir("/" + top)
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:

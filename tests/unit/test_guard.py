@@ -37,6 +37,26 @@ def test_lists_outside():
 def test_hands_a_child_a_path_outside():
     subprocess.run([sys.executable, "-c", "pass", "--data", "../" + OUTSIDE.name], cwd={str(REPO)!r})
 
+def test_follows_a_symlink_out(tmp_path):
+    (tmp_path / "link").symlink_to(OUTSIDE.parent)
+    try:
+        (tmp_path / "link" / OUTSIDE.name).read_text()
+    except OSError:
+        pass
+
+def test_runs_a_shell_line_naming_a_path_outside():
+    subprocess.run("cat " + str(OUTSIDE) + " 2>/dev/null", shell=True)
+
+def test_hands_a_child_code_that_opens_a_path_outside():
+    subprocess.run([sys.executable, "-c", f"open({str(OUTSIDE)!r})"], capture_output=True)
+
+def test_hands_a_child_a_glued_option_and_a_bare_relative_path():
+    subprocess.run(["grep", "-f" + str(OUTSIDE), "tests/../../" + OUTSIDE.name], cwd={str(REPO)!r},
+                   capture_output=True)
+
+def test_hands_a_child_an_sqlite_url_outside():
+    subprocess.run([sys.executable, "-c", "pass", "--db", "sqlite:///" + str(OUTSIDE)])
+
 def test_stays_in_the_temporary_folder(tmp_path):
     (tmp_path / "x.csv").write_text("a")
     assert (tmp_path / "x.csv").read_text() == "a"
@@ -70,8 +90,12 @@ def test_a_test_reaching_outside_fails_naming_the_path(tmp_path: Path) -> None:
     run = _inner(tmp_path, PROBES)
     out = run.stdout
     assert run.returncode == 1, out + run.stderr
-    assert "3 failed, 2 passed" in out, out
-    for name in ("reads_outside_and_swallows_the_error", "lists_outside", "hands_a_child_a_path_outside"):
+    assert "8 failed, 2 passed" in out, out
+    for name in ("reads_outside_and_swallows_the_error", "lists_outside", "hands_a_child_a_path_outside",
+                 "follows_a_symlink_out", "runs_a_shell_line_naming_a_path_outside",
+                 "hands_a_child_code_that_opens_a_path_outside",
+                 "hands_a_child_a_glued_option_and_a_bare_relative_path",
+                 "hands_a_child_an_sqlite_url_outside"):
         assert f"FAILED test_probe.py::test_{name}" in out, out
     assert f"opened {OUTSIDE}" in out
     assert f"listed {OUTSIDE.parent / 'no-such-folder'}" in out
