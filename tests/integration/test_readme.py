@@ -72,7 +72,15 @@ RUN = [b for b in blocks() if b.lang in ("sh", "python") and b.no_run is None]
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder that looks like a fresh clone: the repository's entries linked, nothing generated."""
+    """A folder that looks like a fresh clone: the repository's entries linked, nothing generated.
+
+    `.venv` and `node_modules` are linked too, so `make demo` there must find them installed from the
+    current pyproject and lock file: otherwise its install step would run `npm ci` through the link and
+    empty the repository's node_modules. `make test` installs first; a bare pytest run is refused."""
+    stale = subprocess.run(["make", "-q", "install"], cwd=REPO, capture_output=True)
+    if stale.returncode != 0:
+        pytest.fail("the README test needs the environment installed from the current pyproject.toml and "
+                    "package-lock.json: run `make install` (make test does) and run it again")
     root = tmp_path_factory.mktemp("readme")
     ignored = set(
         subprocess.run(["git", "ls-files", "-o", "-i", "--exclude-standard", "--directory"], cwd=REPO,
