@@ -4,6 +4,8 @@ folder and the log digest as the last line."""
 from __future__ import annotations
 
 import asyncio
+import os
+import reprlib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -41,17 +43,22 @@ def _param_error(error: StrategyConfigError, given: Mapping[str, Any], config: P
     return str(error)
 
 
-def _param_help() -> str:
-    """`--param`'s help: each strategy's parameter names (`ledger strategies NAME` has the details)."""
-    from ledger.strategies import STRATEGIES, params_of
+PARAM_HELP = ("Strategy parameter NAME=VALUE (repeatable; hedge_split takes JSON such as "
+              "'{\"binance\": 0.55, \"bybit\": 0.45}'); each strategy's are listed above.")
 
-    names = "; ".join(
-        f"{name}: {', '.join(p.name for p in params_of(factory) if p.name != 'capital')}"
-        for name, factory in sorted(STRATEGIES.items())
-    )
-    return (f"Strategy parameter NAME=VALUE (repeatable; hedge_split takes JSON such as "
-            f"'{{\"binance\": 0.55, \"bybit\": 0.45}}'). Parameters — {names}. `ledger strategies NAME` "
-            f"shows each one's type, default, range and meaning.")
+
+def _help(first: str) -> str:
+    """`ledger backtest --help`: `first` (what it does), then every strategy's parameters, one line each
+    (name, type, default, range; `ledger strategies NAME` adds what each means)."""
+    from rich.markup import escape
+
+    from ledger.strategies import STRATEGIES
+    from ledger.strategies.params import help_lines
+
+    lines = "\n".join(escape(line) for line in help_lines(STRATEGIES))
+    head = ("Strategy parameters (--param NAME=VALUE, or a config's [strategy_params]); `ledger strategies "
+            "NAME` says what each one means:")
+    return f"{first}\n\n{escape(head)}\n{lines}"
 
 
 def _kind(data: Path | None) -> str:
@@ -64,25 +71,32 @@ def _kind(data: Path | None) -> str:
     return "log" if data.is_file() or "://" in str(data) else "folder"
 
 
-def _prepare_db(db: str, force: bool) -> str:
-    url = db if "://" in db or db.startswith("memory") else f"sqlite:///{db}"
-    if url.startswith("sqlite:///") and force:
+def _db_url(db: str) -> str:
+    return db if "://" in db or db.startswith("memory") else f"sqlite:///{db}"
+
+
+def _remove_db(url: str) -> None:
+    """`--force`: the SQLite file (and its -wal, -shm) deleted, once the run's config was checked."""
+    if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return url
 
 
-def _prepare_report(folder: Path) -> None:
+def _check_report(folder: Path) -> None:
+    """That the report can be written once the run is over, creating nothing now (an error leaves no
+    folder behind): `folder` is a writable folder, or the nearest folder above it that exists is."""
     from ledger.report import ReportError
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ReportError(f"cannot write report to {folder}: {e.strerror or e}") from None
+    target = folder.absolute()
+    while not os.path.lexists(target) and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        what = "a file is in the way" if target.exists() else "a broken link is in the way"
+        where = "" if target == folder.absolute() else f" ({target})"
+        raise ReportError(f"cannot write report to {folder}: {what}{where}, not a directory")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ReportError(f"cannot write report to {folder}: {target} is not writable")
 
 
 def backtest(
@@ -111,7 +125,7 @@ def backtest(
     fill: Annotated[
         str, typer.Option(help="Gaps in seed data: 'error' (default) or 'previous' (carried, noted).")
     ] = "error",
-    param: Annotated[list[str] | None, typer.Option("--param", help=_param_help())] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help=PARAM_HELP)] = None,
     strategy: Annotated[
         str, typer.Option(help="Strategy name (`ledger strategies` lists them).")
     ] = "demo_basis",
@@ -142,6 +156,7 @@ def backtest(
         raise fail(f"--fill: expected error or previous, got {fill!r}")
     from ledger.backtest import build_config, load_for, max_days, merge, run_backtest, seed_overrides
     from ledger.config import load_config
+    from ledger.engine import initial_balances
     from ledger.report import render_console, write_report
     from ledger.strategies import create, recorded
 
@@ -149,13 +164,17 @@ def backtest(
 
     def run() -> tuple[Any, Any]:
         overrides = load_config(config) if config is not None else {}
-        from_config = dict(overrides.pop("strategy_params", None) or {})
+        table = overrides.pop("strategy_params", None)
+        if table is not None and not isinstance(table, Mapping):
+            raise fail(f"{config}: [strategy_params]: expected a table of NAME = VALUE, got "
+                       f"{reprlib.repr(table)}")
+        from_config = dict(table or {})
         if "capital" in from_config:
             raise fail(f"{config}: [strategy_params] capital: set the capital with --capital")
         given = _params(param or [])
         try:
             chosen = create(strategy, capital=amount, **{**from_config, **given})
-            _prepare_report(report)
+            _check_report(report)
             market = load_for(chosen, data_dir=data, seed=seed, start=first, end=last, days=days, fill=fill)
         except StrategyConfigError as e:
             raise fail(_param_error(e, given, config)) from None
@@ -174,12 +193,15 @@ def backtest(
         cfg = build_config(
             chosen,
             market,
-            db=_prepare_db(db, force),
+            db=_db_url(db),
             seed=seed,
             overrides=overrides,
             params=recorded(chosen),  # every effective value, so `ledger replay rerun` repeats the run
             data_spec=spec,
         )
+        initial_balances(cfg)  # checked before anything is deleted (--force) or written
+        if force:
+            _remove_db(_db_url(db))
         with out.progress("backtest (hours)", len(market.times)) as update:
             result = asyncio.run(run_backtest(cfg, chosen, market, lambda n, _t: update(n)))
         return chosen, result
@@ -195,6 +217,9 @@ def backtest(
         return
     out.line(f"report: {paths['html']}  (also {paths['markdown'].name}, equity.png, exposure.png)")
     render_console(summary, out.console, equity=result.equity, wide=wide)  # ends with `digest: <hex>`
+
+
+backtest.__doc__ = _help(backtest.__doc__ or "")
 
 
 StrategyArgument = Annotated[

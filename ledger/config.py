@@ -47,11 +47,14 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> di
             raise ConfigError("config", f"no such file: {path}") from None
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError("config", f"cannot read {path}: {e}") from None
+        except RecursionError:
+            raise ConfigError("config", f"cannot read {path}: nested too deeply") from None
     for key in LIVE_KEYS:
         if key not in data and os.environ.get(key.upper()):
             data[key] = os.environ[key.upper()]
     capital = data.get("initial_capital")
     if capital is not None:
+        amount(capital, "initial_capital")  # checked here, where its name is still the one written
         balances = {k: dict(v) for k, v in (data.get("initial_balances") or {}).items()}
         balances.setdefault("binance", {}).setdefault("USDT", capital)
         data["initial_balances"] = balances
@@ -119,13 +122,19 @@ def initial_balances(config: Mapping[str, Any]) -> list[tuple[str, str, str, Dec
         venue, _, wallet = str(where).partition(".")
         if not isinstance(assets, Mapping):
             raise ConfigError(f"initial_balances.{where}", "expected {asset: amount}")
-        for asset, amount in sorted(assets.items()):
-            try:
-                value = to_decimal(amount, f"initial_balances.{where}.{asset}")
-            except InstructionError as e:
-                raise ConfigError(e.field, str(e).split(": ", 1)[1]) from None
-            if value < 0:
-                raise ConfigError(f"initial_balances.{where}.{asset}", f"must not be negative, got {value}")
+        for asset, given in sorted(assets.items()):
+            value = amount(given, f"initial_balances.{where}.{asset}")
             if value:
                 out.append((venue.lower(), wallet, str(asset).upper(), value))
     return out
+
+
+def amount(value: Any, key: str) -> Decimal:
+    """A balance in the config: a finite number, not negative; ConfigError naming `key` otherwise."""
+    try:
+        result = to_decimal(value, key)
+    except InstructionError as e:
+        raise ConfigError(e.field, str(e).split(": ", 1)[1]) from None
+    if result < 0:
+        raise ConfigError(key, f"must not be negative, got {result}")
+    return result

@@ -66,6 +66,10 @@ class EventDrivenStrategyEngine:
         self.account = str(self.config.get("account", "main"))
         backtest = self.execution_mode == "backtest"
         store = self.config.get("ledger") or {}
+        # What the config says is checked before the store is opened, so a bad value writes nothing.
+        self._balances = initial_balances(self.config)
+        self.data_provider = DataProvider(self.config.get("data"), data, cfg.session_start(self.config))
+        self.limits = RiskLimits.from_config(self.config)
         # A backtest holds its aggregates in memory for the whole run: snapshots there only serve later
         # readers, so they are taken ten times less often than in long-lived live ledgers.
         durable_replies = _flag(store, "durable_replies")  # before anything is written
@@ -80,8 +84,6 @@ class EventDrivenStrategyEngine:
                 f"{self.ledger.url.redacted} already holds a ledger; a backtest writes a fresh one "
                 "(choose another database, or set ledger.append = true)"
             )
-        self.data_provider = DataProvider(self.config.get("data"), data, cfg.session_start(self.config))
-        self.limits = RiskLimits.from_config(self.config)
         self.projection = InMemoryProjection()
         self.position_monitor = PositionMonitor(self.projection, self.limits)
         self.start = cfg.session_start(self.config)
@@ -180,9 +182,7 @@ class EventDrivenStrategyEngine:
     def _deposit_initial_balances(self) -> None:
         interface = self.execution_interfaces["cex"]
         touched = []
-        for venue, wallet, asset, amount in cfg.initial_balances(self.config):
-            if self.event_logger.venue_type(venue) is None:
-                raise InstructionError(f"initial_balances.{venue}", f"unknown venue {venue!r}")
+        for venue, wallet, asset, amount in self._balances:
             agg = self.event_logger.venue(venue)
             where = wallet or interface.wallet(venue)
             agg.record_deposit(
@@ -377,6 +377,16 @@ def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+def initial_balances(config: Mapping[str, Any]) -> list[tuple[str, str, str, Decimal]]:
+    """The config's initial balances (`cfg.initial_balances`), each at a venue the config has."""
+    balances = cfg.initial_balances(config)
+    known = cfg.venues(config)
+    for venue, _wallet, _asset, _amount in balances:
+        if venue not in known:
+            raise InstructionError(f"initial_balances.{venue}", f"unknown venue {venue!r}")
+    return balances
 
 
 def _flag(table: Mapping[str, Any], key: str) -> bool:

@@ -4,7 +4,9 @@
 series in `data.needs` (default: ETH spot, the ETH perps and funding at every venue with data for the
 window, AAVE, staking and gas) are loaded over [`data.start`, `data.end`) — `data.start` defaulting to
 the session start and `data.end` to `data.days` (default 7) later — with `data.fill` ("error" or
-"previous") for gaps. Any other folder is read as Binance files (`load_folder`).
+"previous") for gaps. Any other folder is read as Binance files (`load_folder`) over [`data.start`,
+`data.end`), `data.end` defaulting to `data.days` after the start when given, else to the folder's end.
+`data.days` is a positive number of days, at most MAX_DAYS.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ledger.marketdata import (
 EPSILON = timedelta(microseconds=1)
 SEED_NEEDS = ("eth_spot", "eth_perp", "funding_eth", "aave", "staking", "gas")
 SEED_DAYS = 7
+MAX_DAYS = 36_500  # data.days above a hundred years is a typo (and past the calendar soon after)
 
 
 def describe(data_config: Mapping[str, Any]) -> str:
@@ -95,14 +98,21 @@ class DataProvider:
             root = seed_root(folder)
             if root is not None:
                 return self._seed(root)
-            return load_folder(folder, _time(start, "data.start"), _time(end, "data.end"))
+            first, last = _time(start, "data.start"), _time(end, "data.end")
+            days = _days(c.get("days"))
+            if last is not None or days is None:
+                return load_folder(folder, first, last)
+            if first is not None:
+                return load_folder(folder, first, first + days)
+            whole = load_folder(folder)  # the folder decides the start: `days` from there
+            return whole.between(whole.start, whole.start + days)
         if c.get("log"):
             return load_event_log(str(c["log"]))
         if c.get("source") == "synthetic":
             first = _time(start, "data.start")
             if first is None:
                 raise ConfigError("data.start", "synthetic data needs a start time")
-            last = _time(end, "data.end") or first + timedelta(days=float(c.get("days", 90)))
+            last = _time(end, "data.end") or first + (_days(c.get("days")) or timedelta(days=90))
             return generate(int(c.get("seed", 0)), first, last)
         raise DataError("data: no market data configured (give data.data_dir, data.log or data.source)")
 
@@ -111,7 +121,7 @@ class DataProvider:
         first = _time(c.get("start"), "data.start") or self.start
         if first is None:
             raise ConfigError("data.start", "the seed data folder needs a start time (or session.start)")
-        last = _time(c.get("end"), "data.end") or first + timedelta(days=float(c.get("days", SEED_DAYS)))
+        last = _time(c.get("end"), "data.end") or first + (_days(c.get("days")) or timedelta(days=SEED_DAYS))
         needs = c.get("needs")
         if needs is None:  # perps and funding at the venues whose files serve the window
             have = availability(root, first, last, SEED_NEEDS).venues
@@ -136,6 +146,22 @@ class DataProvider:
             return ()
         start = after if after is not None else data.funding[0].ts - EPSILON
         return data.funding_between(start, upto)
+
+
+def _days(value: Any) -> timedelta | None:
+    """`data.days` (a number, or its ASCII text) as a timedelta, None when absent; ConfigError unless it
+    is a finite number above 0 and at most MAX_DAYS."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool) or (isinstance(value, str) and not value.isascii()):
+            raise ValueError
+        days = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (ArithmeticError, ValueError, TypeError):
+        raise ConfigError("data.days", f"expected a number of days, got {value!r}") from None
+    if not days.is_finite() or not 0 < days <= MAX_DAYS:
+        raise ConfigError("data.days", f"must be above 0 and at most {MAX_DAYS}, got {value!r}")
+    return timedelta(days=float(days))
 
 
 def _time(value: Any, field: str) -> datetime | None:

@@ -11,7 +11,9 @@ Needs (`NEEDS`), optionally narrowed to venues as `"eth_perp:binance,bybit"`:
   2024-01-01 01:00 → 2025-09-29, where Binance ETH spot lacks most 00:00 bars after 2025-03-11. It cannot be
   combined with `eth_spot`, which sets `eth_usd_price` too.
 - `eth_perp` / `btc_perp`: `{venue}_{base}_perp_price` (binance, bybit, okx); the seed has no OKX BTC
-  perp and OKX ETH perp starts 2024-08-01 (`availability` tells which venues a window has).
+  perp, and OKX ETH perp starts 2024-08-01 and has no rows 2024-08-31 15:00 → 09-30 16:00 and
+  2025-03-31 15:00 → 04-30 16:00 (`availability` tells which venues a window has: a gap over
+  `MAX_CARRY` makes a venue missing).
 - `funding_eth` / `funding_btc`: `FundingPoint`s at 00/08/16 UTC per venue (binance, bybit, okx).
 - `aave`: `aave_{usdt,weth,weeth,wsteth}_{supply,borrow}_index` (liquidityIndex, variableBorrowIndex)
   and `_apy` (currentLiquidityRate, currentVariableBorrowRate: the snapshot's APR, informational);
@@ -28,19 +30,25 @@ Needs (`NEEDS`), optionally narrowed to venues as `"eth_perp:binance,bybit"`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from ledger.marketdata.frame import DataError, FundingPoint, MarketData
-from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, file_span, read_table
+from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, read_table
 
 HOUR, DAY, FUNDING_EVERY = timedelta(hours=1), timedelta(days=1), timedelta(hours=8)
 ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP = "eth_spot", "btc_spot", "eth_perp", "btc_perp"
 FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS = "funding_eth", "funding_btc", "aave", "staking", "gas"
 ETH_ORACLE = "eth_oracle"
+# The longest a venue's price may be carried over a gap in its rows and still count as that venue's
+# market: a venue whose series has a longer gap inside a window is missing for it (`availability`), so
+# strategies drop it instead of trading at a stale price. The Binance perps' 23-hour gaps (2024-06-12,
+# 2024-07-23, ...) stay fillable with fill="previous"; the OKX ETH perp's month-long gaps
+# (2024-08-31 15:00 → 2024-09-30 16:00, 2025-03-31 15:00 → 2025-04-30 16:00) are not.
+MAX_CARRY = timedelta(hours=24)
 NEEDS = (ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP, FUNDING_ETH, FUNDING_BTC, AAVE, STAKING, GAS, ETH_ORACLE)
 FILLS = ("error", "previous")
 # need -> (market, base, venues it covers by default)
@@ -344,6 +352,8 @@ class Availability:
     window: str  # "2024-06-01 → 2024-08-01", for notes and errors
     venues: Mapping[str, tuple[str, ...]]
     missing: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (need, venue) -> why
+    # (need, venue) -> why, for the venues missing because of a gap over MAX_CARRY (also in `missing`)
+    gaps: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def has(self, need: str, venue: str) -> bool:
         return venue in self.venues.get(need, ())
@@ -361,60 +371,99 @@ def window_text(first: datetime, last: datetime) -> str:
 def availability(root: Path, start: datetime, end: datetime, needs: Sequence[str]) -> Availability:
     """Before loading: the venues of each perp and funding need in `needs` (every venue the seed knows for
     it, not only the ones a need narrows to; spot needs are not checked: strategies buy spot where they
-    say) whose series can serve [start, end). A venue is missing when its
-    series is ABSENT, its file does not cover the window, or (funding, which is never filled) a
-    settlement in the window is missing or conflicting. Price gaps inside the coverage are not: they fail
-    or are filled when loading (`fill`)."""
+    say) whose series can serve [start, end). A venue is missing when its series is ABSENT, its file does
+    not cover the window, (funding, which is never filled) a settlement in the window is missing or
+    conflicting, or (prices) a gap inside the window, counted from the last row at or before its start,
+    is longer than MAX_CARRY. Shorter price gaps fail or are filled when loading (`fill`)."""
     root = Path(root)
     times = _hours(root, start, end)
     hi = times[-1] + HOUR
     venues: dict[str, tuple[str, ...]] = {}
     missing: dict[tuple[str, str], str] = {}
+    gaps: dict[tuple[str, str], str] = {}
     for name in parse_needs(needs):
         if name not in VENUE_NEEDS or VENUE_NEEDS[name][0] == "spot":
             continue
         market, base, known = VENUE_NEEDS[name]
         have: list[str] = []
         for venue in known:
-            why = _unavailable(root, market, base, venue, times, hi, start, end)
+            why, gap = _unavailable(root, market, base, venue, times, hi, start, end)
             if why is None:
                 have.append(venue)
             else:
                 missing[(name, venue)] = why
+                if gap:
+                    gaps[(name, venue)] = why
         venues[name] = tuple(have)
-    return Availability(window_text(times[0], times[-1]), venues, missing)
+    return Availability(window_text(times[0], times[-1]), venues, missing, gaps)
 
 
 def _unavailable(root: Path, market: str, base: str, venue: str, times: list[datetime], hi: datetime,
-                 start: datetime, end: datetime) -> str | None:
+                 start: datetime, end: datetime) -> tuple[str | None, bool]:
+    """Why the venue's series cannot serve the window (None when it can), and whether that is a gap."""
     if (market, base, venue) in ABSENT:
-        return ABSENT[(market, base, venue)]
+        return ABSENT[(market, base, venue)], False
     if market == "funding":
         try:
             _funding(root, base, venue, times[0], hi, start, end)
         except DataError as e:
-            return str(e)
-        return None
+            return str(e), False
+        return None, False
     rel = VENUE_FILES[(market, base, venue)]
-    first, last = file_span(root, rel, TIME_COLUMN.get(rel, COLUMNS[market][0]), COLUMNS[market][1])
-    if first > times[0] or last < times[-1]:
-        return f"{rel} covers {_stamp(first)} → {_stamp(last)}"
+    time_col, col = TIME_COLUMN.get(rel, COLUMNS[market][0]), COLUMNS[market][1]
+    table = read_table(root, rel, time_col, (col,), times[0], hi)
+    if table.first > times[0] or table.last < times[-1]:
+        return f"{rel} covers {_stamp(table.first)} → {_stamp(table.last)}", False
+    gap = stale(times, table.rows.keys(), table.before[0] if table.before else None)
+    if gap is None:
+        return None, False
+    following = min((t for t in table.rows if t > gap[1]), default=table.after)
+    return gap_text(f"{venue} {base.upper()} {market}", gap[0], following), True
+
+
+def stale(times: Sequence[datetime], rows: Collection[datetime],
+          last: datetime | None) -> tuple[datetime, datetime] | None:
+    """The first of `times` whose value would be carried for longer than MAX_CARRY, as (the row it would
+    be carried from, that time); None when there is none. `rows` are the times that have a row, `last`
+    the last row before `times` (None: none)."""
+    for ts in times:
+        if ts in rows:
+            last = ts
+        elif last is not None and ts - last > MAX_CARRY:
+            return last, ts
     return None
+
+
+def gap_text(series: str, last: datetime, following: datetime | None) -> str:
+    """`okx ETH perp: no row between 2024-08-31 15:00 and 2024-09-30 16:00, a gap over 24 h`."""
+    shown = "%Y-%m-%d %H:%M"
+    upto = following.strftime(shown) if following is not None else "the end of the data"
+    return f"{series}: no row between {last.strftime(shown)} and {upto}, a gap over {MAX_CARRY // HOUR} h"
 
 
 def availability_of(data: MarketData) -> Availability:
     """After loading (a folder of files, a recorded log, the synthetic market): the venues whose price
-    keys (`{venue}_{base}_{market}_price`) are in the rows and whose funding points are in the data."""
+    keys (`{venue}_{base}_{market}_price`) are in the first row, with no gap over MAX_CARRY between the
+    rows that hold them, and whose funding points are in the data."""
     keys = set(data.rows[0]) if data.rows else set()
     venues: dict[str, tuple[str, ...]] = {}
     missing: dict[tuple[str, str], str] = {}
+    gaps: dict[tuple[str, str], str] = {}
     for name, (market, base, known) in VENUE_NEEDS.items():
         if market == "funding":
             found = {p.venue for p in data.funding if p.base == base.upper()}
             have = [v for v in known if v in found]
         else:
             have = [v for v in known if f"{v}_{base}_{market}_price" in keys]
+            for venue in list(have):
+                key = f"{venue}_{base}_{market}_price"
+                held = [t for t, row in zip(data.times, data.rows, strict=True) if key in row]
+                gap = stale(data.times, set(held), None)
+                if gap is not None:
+                    have.remove(venue)
+                    following = min((t for t in held if t > gap[1]), default=None)
+                    gaps[(name, venue)] = gap_text(f"{venue} {base.upper()} {market}", gap[0], following)
         venues[name] = tuple(have)
-        missing.update({(name, v): "not in the data" for v in known if v not in have})
+        missing.update({(name, v): gaps.get((name, v), "not in the data") for v in known if v not in have})
     window = window_text(data.times[0], data.times[-1]) if data.times else "no data"
-    return Availability(window, venues, missing)
+    return Availability(window, venues, missing, gaps)

@@ -73,14 +73,15 @@ def parse_time(text: str) -> datetime:
 
 @dataclass
 class Table:
-    """The rows of one file with lo <= time < hi (times shifted), the latest row before lo, and the
-    file's whole coverage (first and last time, shifted)."""
+    """The rows of one file with lo <= time < hi (times shifted), the latest row before lo, the time of
+    the first row at or after hi, and the file's whole coverage (first and last time, shifted)."""
 
     path: Path
     first: datetime
     last: datetime
     rows: dict[datetime, tuple[Decimal, ...]]
     before: tuple[datetime, tuple[Decimal, ...]] | None
+    after: datetime | None = None
 
 
 def _number(text: str, path: Path, line: int, column: str) -> Decimal:
@@ -106,6 +107,7 @@ def read_table(
     rows: dict[datetime, tuple[Decimal, ...]] = {}
     lines: dict[datetime, int] = {}
     before: tuple[datetime, list[str], int] | None = None
+    after: datetime | None = None
     first: datetime | None = None
     last: datetime | None = None
     try:
@@ -141,6 +143,7 @@ def read_table(
                         before = (ts, [row[i] for i in vi], line)
                     continue
                 if ts >= hi:
+                    after = ts if after is None or ts < after else after
                     continue
                 values = tuple(_number(row[i], path, line, c) for i, c in zip(vi, value_cols, strict=True))
                 seen = rows.get(ts)
@@ -159,25 +162,7 @@ def read_table(
     if before is not None:
         ts, texts, line = before
         parsed = (ts, tuple(_number(t, path, line, c) for t, c in zip(texts, value_cols, strict=True)))
-    return Table(path, first, last, rows, parsed)
-
-
-_SPANS: dict[tuple[str, int, int, str], tuple[datetime, datetime]] = {}
-
-
-def file_span(root: Path, rel: str, time_col: str, value_col: str) -> tuple[datetime, datetime]:
-    """The first and last time of a file (no values parsed), remembered per file path, size and mtime."""
-    path = Path(root) / rel
-    try:
-        stat = path.stat()
-    except OSError:
-        raise DataError(f"{path}: no such file") from None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, time_col)
-    span = _SPANS.get(key)
-    if span is None:
-        table = read_table(root, rel, time_col, (value_col,), EPOCH, EPOCH)
-        span = _SPANS[key] = (table.first, table.last)
-    return span
+    return Table(path, first, last, rows, parsed, after)
 
 
 def _show(values: tuple[Decimal, ...]) -> str:

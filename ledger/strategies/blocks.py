@@ -5,7 +5,7 @@ Everything here returns instruction dicts; nothing touches the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from decimal import ROUND_DOWN, Decimal, localcontext
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -51,39 +51,48 @@ def lacking(data: Availability, base: str, venue: str) -> str:
     return f"no {VENUE_NAMES[venue]} {base} {what} data"
 
 
+def missing_text(data: Availability, base: str, venues: Collection[str]) -> str:
+    """What `venues` lack for the data's window: `no OKX ETH perp data for 2024-09-10 → 2024-09-14`, then
+    in brackets the gaps that made a venue missing (`okx ETH perp: no row between …, a gap over 24 h`)."""
+    what = "; ".join(lacking(data, base, v) for v in venues)
+    gaps = [why for v in venues for need in (f"{base.lower()}_perp", f"funding_{base.lower()}")
+            if (why := data.gaps.get((need, v))) is not None]
+    return f"{what} for {data.window}" + (f" ({'; '.join(gaps)})" if gaps else "")
+
+
 def fit_weights(
     param: Param,
     weights: Mapping[str, Decimal],
-    usable: Collection[str],
+    data: Availability,
+    base: str,
     *,
     explicit: bool,
-    lacking: Callable[[str], str],
-    window: str,
 ) -> tuple[dict[str, Decimal], str | None]:
-    """Venue weights over the venues the data has (`usable`) for `window`, and a note when they changed.
+    """Venue weights over the venues with `base` perp and funding data for the window (`hedgeable`), and
+    a note when they changed.
 
     Every weighted venue usable: unchanged. Otherwise the default is renormalised over its usable venues
-    (the note names what is missing and the new weights as fractions); weights the user gave (`explicit`)
-    that name a missing venue are refused, with a `--param` over the usable venues to pass instead.
-    `lacking(venue)` says what the venue lacks, e.g. "no OKX ETH perp data"."""
+    (the note names what is missing, `missing_text`, and the new weights as fractions); weights the user
+    gave (`explicit`) that name a missing venue are refused, with a `--param` over the usable venues to
+    pass instead."""
+    usable = [v for v in param.choices if hedgeable(data, base, v)]
     absent = [v for v, w in sorted(weights.items()) if w and v not in usable]
     if not absent:
         return dict(weights), None
     kept = {v: w for v, w in sorted(weights.items()) if w and v in usable}
-    what = "; ".join(lacking(v) for v in absent)
+    what = missing_text(data, base, absent)
     if explicit or not kept:
-        base = kept or {v: ONE for v in sorted(usable)}
-        if not base:
-            raise param.fail(f"{what} for {window}, and no other venue has it")
-        example = weights_json(renormalise(base, Decimal("0.01")))
-        raise param.fail(f"{what} for {window}; pass --param '{param.name}={example}' (venues with data: "
+        fallback = kept or {v: ONE for v in sorted(usable)}
+        if not fallback:
+            raise param.fail(f"{what}, and no other venue has it")
+        example = weights_json(renormalise(fallback, Decimal("0.01")))
+        raise param.fail(f"{what}; pass --param '{param.name}={example}' (venues with data: "
                          f"{', '.join(sorted(usable))})")
     fitted = renormalise(kept)
     total = sum((Fraction(w) for w in kept.values()), Fraction(0))
     shares = ", ".join(f"{v} {Fraction(w) / total}" for v, w in kept.items())
     split = "/".join(_percent(w) for _v, w in sorted(weights.items()))
-    return fitted, (f"{param.name}: {what} for {window}; the default {split} split was renormalised to "
-                    f"{shares}")
+    return fitted, f"{param.name}: {what}; the default {split} split was renormalised to {shares}"
 
 
 def _percent(weight: Decimal) -> str:

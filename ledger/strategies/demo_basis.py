@@ -20,7 +20,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ledger.strategies.base import StrategyView
-from ledger.strategies.blocks import hedgeable, lacking
+from ledger.strategies.blocks import hedgeable, missing_text
 from ledger.strategies.params import CAPITAL, DECIMAL, GAS_RESERVE, VENUES, Param
 
 if TYPE_CHECKING:
@@ -85,12 +85,12 @@ class DemoBasis:
         if kept == self.hedge_venues:
             return
         have = tuple(v for v in PERP_VENUES if hedgeable(data, "ETH", v))
-        what = "; ".join(lacking(data, "ETH", v) for v in self.hedge_venues if v not in kept)
+        what = missing_text(data, "ETH", [v for v in self.hedge_venues if v not in kept])
         if HEDGE_VENUES.name in self.explicit:
             hint = f"pass --param hedge_venues={','.join(have)}" if have else "no venue has it"
-            raise HEDGE_VENUES.fail(f"{what} for {data.window}; {hint}")
+            raise HEDGE_VENUES.fail(f"{what}; {hint}")
         chosen = kept or have
-        self.notes.append(f"hedge_venues: {what} for {data.window}; "
+        self.notes.append(f"hedge_venues: {what}; "
                           + (f"hedging on {', '.join(chosen)}" if chosen else "the ETH is left unhedged"))
         self.hedge_venues = chosen
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -22,6 +23,25 @@ from aggregates.errors import LedgerError
 DECIMAL, INT, WEIGHTS, VENUES = "decimal", "int", "venue→weight", "venues"
 TYPE_NAMES = {DECIMAL: "decimal", INT: "integer", WEIGHTS: "venue→weight", VENUES: "venue list"}
 ZERO, ONE = Decimal(0), Decimal(1)
+SHOWN = 80  # a refused value is shown in its error up to this many characters
+
+
+class _Twice(ValueError):
+    """A JSON object names one key twice (`json` itself keeps the last one silently)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(key)
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook`: the object as a dict, refusing a key given twice."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Twice(key)
+        out[key] = value
+    return out
 
 
 class StrategyConfigError(LedgerError):
@@ -93,15 +113,18 @@ class Param:
                 number = Decimal(repr(value))  # a TOML float: its shortest text, e.g. 0.55
             elif isinstance(value, int | Decimal):
                 number = Decimal(value)
-            elif isinstance(value, str):
+            elif isinstance(value, str) and value.isascii():  # Decimal reads Arabic-Indic digits too
                 number = Decimal(value.strip())
+            elif isinstance(value, str):
+                raise self.fail(f"expected {what} in ASCII digits, got {_show(value)}")
             else:
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
             raise self.fail(f"expected {what}, got {_show(value)}") from None
         if not number.is_finite():
             raise self.fail(f"expected a finite number, got {_show(value)}")
-        return number
+        # -0 behaves as 0: record it as 0, so both give one config and one digest
+        return number.copy_abs() if number.is_zero() else number
 
     def _int(self, value: Any) -> int:
         number = self._decimal(value, "a whole number")
@@ -118,11 +141,16 @@ class Param:
             raise self.fail(f"must be {'below' if self.open_high else 'at most'} {high}, got {number}")
 
     def _structured(self, value: Any) -> Any:
-        """JSON text as its value; anything else unchanged."""
+        """JSON text as its value (an object naming a key twice is refused); anything else unchanged."""
         if not isinstance(value, str):
             return value
         try:
-            return json.loads(value, parse_float=Decimal, parse_int=Decimal)
+            return json.loads(value, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_once)
+        except _Twice as e:
+            key = e.key.strip().lower()
+            raise self.fail(f"venue {key if key in self.choices else _show(e.key)} is given twice") from None
+        except RecursionError:
+            raise self.fail(f"JSON nested too deeply in {_show(value)}") from None
         except ValueError:
             return value
 
@@ -185,11 +213,12 @@ class Param:
             return int(value)
         return str(value)
 
-    def range_text(self) -> str:
+    def range_text(self, short: bool = False) -> str:
+        """The allowed values; `short` (for `ledger backtest --help`) leaves out what the default shows."""
         if self.type == WEIGHTS:
-            return f"{', '.join(self.choices)}: each in [0, 1], sum 1"
+            return "≥ 0, sum 1" if short else f"{', '.join(self.choices)}: each in [0, 1], sum 1"
         if self.type == VENUES:
-            return f"some of {', '.join(self.choices)} (none: unhedged)"
+            return f"some of {', '.join(self.choices)}" + ("" if short else " (none: unhedged)")
         low = None if self.low is None else f"{'(' if self.open_low else '['}{self.low}"
         high = self.high_param or (None if self.high is None else str(self.high))
         if low is not None and high is not None:
@@ -223,7 +252,12 @@ def show_weights(weights: Mapping[str, Decimal]) -> str:
 
 
 def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    """A value as an error shows it (JSON, text quoted), cut to SHOWN characters."""
+    try:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    except (RecursionError, ValueError):  # nested too deeply, or a circular structure
+        text = reprlib.repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
 
 
 def params_of(strategy: Any) -> tuple[Param, ...]:
@@ -251,6 +285,25 @@ def parse_params(name: str, declared: Sequence[Param], values: Mapping[str, Any]
                 raise p.fail(f"must be at most {bound} ({every[bound]}), got {every[p.name]}")
             raise by_name[bound].fail(f"must be at least {p.name} ({every[p.name]}), got {every[bound]}")
     return typed
+
+
+def help_lines(strategies: Mapping[str, Any]) -> list[str]:
+    """Each strategy's parameters for `ledger backtest --help`, one line each (name, type, default,
+    range), no wider than 78 characters; the capital, set with --capital, once before them."""
+    by_name = {name: params_of(factory) for name, factory in sorted(strategies.items())}
+    capitals = {p for params in by_name.values() for p in params if p.name == CAPITAL.name}
+    lines = [f"{p.name} (set with --capital): {p.type_name()}, default {p.text(p.default)}, {p.range_text()}"
+             for p in sorted(capitals, key=lambda p: str(p.default))]
+    rows = {name: [(p.name, p.type_name(), p.text(p.default), p.range_text(short=True))
+                   for p in params if p.name != CAPITAL.name] for name, params in by_name.items()}
+    every = [row for table in rows.values() for row in table]
+    name_width, type_width = (max((len(row[i]) for row in every), default=0) for i in (0, 1))
+    for name, table in rows.items():
+        lines.append(f"{name}:")
+        default_width = max((len(row[2]) for row in table), default=0)
+        lines += [f"  {n:<{name_width}}  {t:<{type_width}}  {d:<{default_width}}  {r}".rstrip()
+                  for n, t, d, r in table]
+    return lines
 
 
 def recorded(strategy: Any) -> dict[str, Any]:

@@ -110,11 +110,8 @@ class Hedged:
 
     def fit(self, data: Availability) -> None:
         """Hedge only where the data has both the perp and its funding for the window (`b.fit_weights`)."""
-        usable = [v for v in PERP_VENUES if b.hedgeable(data, self.base, v)]
-        self.hedge_split, note = b.fit_weights(
-            HEDGE_SPLIT, self.hedge_split, usable, explicit=HEDGE_SPLIT.name in self.explicit,
-            lacking=lambda venue: b.lacking(data, self.base, venue), window=data.window,
-        )
+        self.hedge_split, note = b.fit_weights(HEDGE_SPLIT, self.hedge_split, data, self.base,
+                                               explicit=HEDGE_SPLIT.name in self.explicit)
         if note:
             self.notes.append(note)
 

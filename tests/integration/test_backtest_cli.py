@@ -221,3 +221,71 @@ def test_bad_time_options_and_unknown_strategies_are_one_error_line(tmp_path: Pa
                     "--days and --end")
     _one_line_error(ledger("strategies", "moonshot", cwd=tmp_path), "moonshot", "demo_basis")
     assert list(tmp_path.iterdir()) == []
+
+
+def _in_process(cwd: Path, *args: str) -> Any:
+    """`ledger ARGS` in this process (no interpreter start per call), run from `cwd`."""
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(here)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def _one_error(result: Any, *needles: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_errors_leave_no_report_folder_and_no_ledger(tmp_path: Path) -> None:
+    """Each of these is one `error:` line and exit 2 and writes nothing at all in an empty folder: no
+    default `backtest-report/` (the folder is only checked, made when the report is written) and no
+    database. A config's bad initial_capital is named as written (not as the balance it becomes) and is
+    refused before the store is opened; a bad balance with --force leaves the old database alone."""
+    data = str(REPO / "data")
+    window = ("--start", "2024-06-01", "--end", "2024-06-02")
+    _one_error(_in_process(tmp_path, "backtest", "--data", "nonexist", *window), "nonexist")
+    # The Binance ETH perp has no rows 2024-06-12 00:00-22:00 and no --fill is given
+    _one_error(_in_process(tmp_path, "backtest", "--strategy", "eth_basis", "--data", data, "--start",
+                           "2024-06-11", "--end", "2024-06-13"), "has no row at 2024-06-12T00:00")
+    _one_error(_in_process(tmp_path, "backtest", "--strategy", "eth_basis", "--param",
+                           'hedge_split={"okx":1}', "--data", data, *window),
+               "--param hedge_split: no OKX ETH perp data")
+    _one_error(_in_process(tmp_path, "backtest", "--data", data, "--start", "2024-06-01"), "--end")
+    _one_error(_in_process(tmp_path, "backtest", "--data", data, "--start", "2023-01-01", "--end",
+                           "2023-01-02"), "2023-01-01")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "ic.toml").write_text('initial_capital = "abc"\n')
+    _one_error(_in_process(tmp_path, "backtest", "--days", "1", "--config", "ic.toml", "--db", "ic.db",
+                           "--report", "ic-rep"), "initial_capital: expected a number, got 'abc'")
+    (tmp_path / "ib.toml").write_text('[initial_balances.binance]\nUSDT = "-5"\n')
+    (tmp_path / "old.db").write_bytes(b"an earlier ledger")
+    _one_error(_in_process(tmp_path, "backtest", "--days", "1", "--config", "ib.toml", "--db", "old.db",
+                           "--force"), "initial_balances.binance.USDT: must not be negative, got -5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ib.toml", "ic.toml", "old.db"]
+    assert (tmp_path / "old.db").read_bytes() == b"an earlier ledger"
+
+
+def test_strategy_params_that_are_no_table_or_nested_too_deeply_are_one_error_line(tmp_path: Path) -> None:
+    """`strategy_params = 5` (not a table), --param with 5000 nested JSON lists and a TOML value nested as
+    deep: one `error:` line each (no TypeError or RecursionError traceback), exit 2, nothing written."""
+    (tmp_path / "five.toml").write_text("strategy_params = 5\n")
+    _one_error(_in_process(tmp_path, "backtest", "--days", "1", "--config", "five.toml"),
+               "five.toml: [strategy_params]: expected a table of NAME = VALUE, got 5")
+    deep = "[" * 5000 + "]" * 5000
+    _one_error(_in_process(tmp_path, "backtest", "--strategy", "eth_basis", "--days", "1", "--param",
+                           f"hedge_split={deep}"), "--param hedge_split: JSON nested too deeply")
+    (tmp_path / "deep.toml").write_text(f"[strategy_params]\nhedge_split = {deep}\n")
+    _one_error(_in_process(tmp_path, "backtest", "--days", "1", "--config", "deep.toml"),
+               "deep.toml: nested too deeply")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.toml", "five.toml"]

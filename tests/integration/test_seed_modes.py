@@ -375,18 +375,94 @@ def test_strategies_name_shows_the_parameter_table() -> None:
     assert unknown.exit_code == 2 and "moon_mode" in unknown.stderr
 
 
-def test_backtest_help_lists_each_strategys_parameters() -> None:
-    """`ledger backtest --help` names every strategy's parameters and points to `ledger strategies NAME`."""
+def test_backtest_help_lists_each_parameter_with_type_default_and_range() -> None:
+    """`ledger backtest --help` at 80 columns: one line per parameter under its strategy (name, type,
+    default, range), no line wider than 80, the capital as set with --capital, meanings left to
+    `ledger strategies NAME`, which it names. Values as the README's mode table and the issue give them."""
     from typer.testing import CliRunner
 
     from ledger.cli import app
 
-    help_text = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["backtest", "--help"]).stdout
-    text = " ".join(help_text.replace("│", " ").split())
-    for key, params in [("eth_basis", "spot_share, hedge_split, delta_tolerance"),
-                        ("pure_lending", "gas_reserve"),
-                        ("eth_leveraged", "gas_reserve, target_ltv, max_ltv, max_loops"),
-                        ("demo_basis", "spot_fraction, chain_fraction, borrow_ltv, band, gas_reserve, "
-                                       "hedge_venues")]:
-        assert f"{key}: {params}" in text, key
-    assert "ledger strategies NAME" in text
+    help_text = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["backtest", "--help"]).stdout
+    lines = help_text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows: dict[str, dict[str, list[str]]] = {}
+    strategy = ""
+    for line in lines:
+        if line.startswith(" ") and line.strip().endswith(":") and " " not in line.strip():
+            strategy = line.strip().rstrip(":")
+            rows[strategy] = {}
+        elif strategy and line.strip() and line.startswith("   "):
+            cells = [c for c in line.strip().split("  ") if c.strip()]
+            rows[strategy][cells[0]] = [c.strip() for c in cells[1:]]
+        elif line.startswith("╭"):
+            strategy = ""
+    assert set(rows) == {"demo_basis", *MODES}
+    assert rows["eth_leveraged"] == {"gas_reserve": ["decimal", "0.05", "[0, 1]"],
+                                     "target_ltv": ["decimal", "0.80", "[0, max_ltv]"],
+                                     "max_ltv": ["decimal", "0.86", "[0, 0.95)"],
+                                     "max_loops": ["integer", "8", "[0, 20]"]}
+    assert rows["eth_basis"]["hedge_split"] == ["venue→weight", "binance 0.4, bybit 0.3, okx 0.3",
+                                                "≥ 0, sum 1"]
+    assert rows["eth_basis"]["delta_tolerance"] == ["decimal", "0.02", "[0, 0.5]"]
+    assert rows["pure_lending"] == {"gas_reserve": ["decimal", "0.01", "[0, 1]"]}
+    assert rows["demo_basis"]["hedge_venues"] == ["venue list", "bybit,okx", "some of binance, bybit, okx"]
+    assert not any("capital" in params for params in rows.values())
+    text = " ".join(help_text.split())
+    assert "capital (set with --capital): decimal, default 100000, > 0" in text
+    assert "`ledger strategies NAME` says what each one means" in text
+
+
+def _example() -> Any:
+    """`examples/seed_modes.py` as a module (its `run(argv, modes)` is what `python examples/…` runs)."""
+    import importlib.util
+
+    from tests.paths import REPO
+
+    spec = importlib.util.spec_from_file_location("seed_modes_example", REPO / "examples" / "seed_modes.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_seed_modes_example_refuses_bad_options_in_one_line(tmp_path: Path) -> None:
+    """`python examples/seed_modes.py` with a data folder that does not exist, a 13th month or a 25th
+    hour: one `error:` line (no traceback), exit 2, no reports folder."""
+    import subprocess
+    import sys
+
+    from tests.paths import REPO
+
+    for argv, message in (
+        (["--data", "nonexist"], "--data: nonexist is not the seed data folder"),
+        (["--start", "2024-13-01"], "--start: expected an ISO time or date, got '2024-13-01'"),
+        (["--end", "2024-06-01T25:00"], "--end: expected an ISO time or date"),
+    ):
+        run = subprocess.run([sys.executable, str(REPO / "examples" / "seed_modes.py"), *argv], cwd=tmp_path,
+                             capture_output=True, text=True)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+        assert message in run.stderr and run.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_seed_modes_example_prints_the_runs_notes_after_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pure_lending over 2024-06-01 → 06-03 with LEDGER_MAX_DAYS=1: its table row, then the notes, among
+    them the shortened window and the data's caveat that ETH is valued at the Aave oracle."""
+    from ledger.strategies.seed_modes import PureLending
+
+    monkeypatch.setenv("LEDGER_MAX_DAYS", "1")
+    example = _example()
+    assert example.run(["--data", str(ROOT), "--start", "2024-06-01", "--end", "2024-06-03", "--reports",
+                        str(tmp_path)], modes=[PureLending]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("| `pure_lending` |"))
+    notes = lines[lines.index("Notes:"):]
+    assert lines.index("Notes:") > row
+    assert any(n.startswith("- pure_lending: LEDGER_MAX_DAYS=1: the window was shortened to "
+                            "2024-06-01T00:00:00+00:00 → 2024-06-02T00:00:00+00:00") for n in notes), notes
+    assert any(n.startswith("- pure_lending: eth_usd_price: the Aave WETH/USD oracle") for n in notes), notes
+    assert (tmp_path / "pure_lending" / "report.md").exists()

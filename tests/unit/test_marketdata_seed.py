@@ -228,6 +228,60 @@ def test_availability_of_loaded_data() -> None:
     assert data.window == "2025-04-01 → 2025-04-01 01:00"
 
 
+def test_availability_drops_okx_eth_perp_inside_its_month_long_gaps(root: Path) -> None:
+    """The OKX ETH perp file jumps from 2024-08-31 15:00 (line 737) to 2024-09-30 16:00 (line 738), and
+    from 2025-03-31 15:00 to 2025-04-30 16:00: a window inside either gap would trade OKX at a price weeks
+    old, so OKX is missing for it; the Binance perp's 23-hour gap on 2024-09-02 stays fillable."""
+    sept = "okx ETH perp: no row between 2024-08-31 15:00 and 2024-09-30 16:00, a gap over 24 h"
+    for start, end in ((utc(2024, 9, 10), utc(2024, 9, 14, 1)), (utc(2024, 9, 2), utc(2024, 9, 6, 1))):
+        data = availability(root, start, end, ["eth_perp"])
+        assert data.venues["eth_perp"] == ("binance", "bybit")
+        assert data.missing == {("eth_perp", "okx"): sept} and data.gaps == data.missing
+    # The gap counts from the last row at or before the window's start: 2024-09-30 15:00 alone is carried
+    # from 2024-08-31 15:00; from 16:00 on OKX has rows again.
+    assert availability(root, utc(2024, 9, 30, 15), utc(2024, 9, 30, 16), ["eth_perp"]).gaps == {
+        ("eth_perp", "okx"): sept}
+    assert availability(root, utc(2024, 9, 30, 16), utc(2024, 10, 1), ["eth_perp"]).missing == {}
+    april = availability(root, utc(2025, 4, 10), utc(2025, 4, 12), ["eth_perp"])
+    assert april.gaps == {("eth_perp", "okx"): "okx ETH perp: no row between 2025-03-31 15:00 and "
+                                                "2025-04-30 16:00, a gap over 24 h"}
+
+
+def test_a_gap_of_24_hours_is_fillable_and_25_is_missing(tmp_path: Path) -> None:
+    """Bybit ETH perp rows at 06-01 00:00, 06-02 01:00 and 06-03 03:00: the first gap has 24 hours without
+    a row (01:00 → 00:00, the price at most a day old), the second 25 (06-02 02:00 → 06-03 02:00)."""
+    root = fake_root(tmp_path)
+    header = "timestamp,open,high,low,close,volume,quote_volume,trades_count,source,symbol,data_type\n"
+    full = "".join(f"{(utc(2024, 6, 1) + i * H).isoformat()},1,1,1,1,1,1,1,x,ETHUSDT,futures\n"
+                   for i in range(60))
+    for venue in ("binance", "okx"):
+        write(root, VENUE_FILES[("perp", "eth", venue)], header + full)
+    write(root, VENUE_FILES[("perp", "eth", "bybit")], header + "".join(
+        f"{t}:00:00Z,1,1,1,{close},1,1,1,x,ETHUSDT,futures\n"
+        for t, close in (("2024-06-01T00", 1), ("2024-06-02T01", 2), ("2024-06-03T03", 3))))
+    one_day = availability(root, utc(2024, 6, 1), utc(2024, 6, 2, 2), ["eth_perp"])
+    assert one_day.venues["eth_perp"] == ("binance", "bybit", "okx") and one_day.missing == {}
+    longer = availability(root, utc(2024, 6, 2, 1), utc(2024, 6, 3, 3), ["eth_perp"])
+    assert longer.venues["eth_perp"] == ("binance", "okx")
+    assert longer.gaps == {("eth_perp", "bybit"): "bybit ETH perp: no row between 2024-06-02 01:00 and "
+                                                  "2024-06-03 03:00, a gap over 24 h"}
+
+
+def test_availability_of_loaded_data_drops_a_price_missing_over_24_hours() -> None:
+    """Loaded rows where OKX's price is absent 01:00 → 00:00 next day (24 hours: kept) or one hour longer
+    (25 hours, the last row it had then a day and an hour old: missing)."""
+    def rows(absent: int) -> MarketData:
+        times = [utc(2025, 4, 1) + i * H for i in range(30)]
+        return MarketData.build("test", times, [
+            {"bybit_eth_perp_price": D(1), **({} if 1 <= i <= absent else {"okx_eth_perp_price": D(1)})}
+            for i in range(30)])
+    assert availability_of(rows(24)).venues["eth_perp"] == ("bybit", "okx")
+    data = availability_of(rows(25))
+    assert data.venues["eth_perp"] == ("bybit",)
+    assert data.missing[("eth_perp", "okx")] == ("okx ETH perp: no row between 2025-04-01 00:00 and "
+                                                 "2025-04-02 02:00, a gap over 24 h")
+
+
 # ---- gaps, coverage and absent series ------------------------------------------------------------
 
 def test_okx_eth_perp_before_august_names_the_okx_file(root: Path) -> None:

@@ -59,3 +59,24 @@ def test_a_seed_window_it_cannot_serve_is_one_clear_error(
 def test_any_other_folder_is_read_as_binance_files() -> None:
     provider = DataProvider({"data_dir": str(BINANCE / "spot"), "start": "2025-04-01", "end": "2025-04-02"})
     assert provider.snapshot(datetime(2025, 4, 1, 5, tzinfo=UTC))["binance_eth_spot_price"] > 0
+
+
+@pytest.mark.parametrize("days", ["abc", "nan", "inf", 1e9, 36_501, 0, -1, True, "\u0663", [1]])
+def test_data_days_must_be_a_positive_number_of_at_most_36500(days: object) -> None:
+    """Text that is no number, NaN, infinity, a billion days (past the calendar), zero, negative, a bool,
+    non-ASCII digits or a list: one ConfigError naming data.days, never a raw ValueError/OverflowError."""
+    provider = DataProvider({"data_dir": str(DATA) + "/", "days": days}, start=JUNE)
+    assert not provider.available
+    assert isinstance(provider.error, ConfigError) and str(provider.error).startswith("data.days: ")
+
+
+def test_data_days_sets_the_end_of_a_binance_folder_too() -> None:
+    """data/binance from 2025-04-01 for one day: 24 hourly rows, 00:00 → 23:00 (not to the folder's end);
+    the perp close at 23:00 is the futures file's "2025-04-01T23:00:00Z,…,1904.21" and the spot close at
+    00:00 the April archive's first row, 1831.94."""
+    provider = DataProvider({"data_dir": str(BINANCE), "start": "2025-04-01", "days": "1"})
+    data = provider.data
+    assert (len(data), data.start, data.end) == (24, datetime(2025, 4, 1, tzinfo=UTC),
+                                                 datetime(2025, 4, 1, 23, tzinfo=UTC))
+    assert data.rows[-1]["binance_eth_perp_price"] == D("1904.21")
+    assert data.rows[0]["binance_eth_spot_price"] == D("1831.94")

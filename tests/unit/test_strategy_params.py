@@ -5,14 +5,17 @@ Expected values are worked out by hand in the comments (4/7 to 18 places, the me
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
 import pytest
 
-from ledger.marketdata import Availability
+from ledger.backtest import load_for
+from ledger.marketdata import Availability, availability
 from ledger.strategies import STRATEGIES, StrategyConfigError, create, params_of, recorded
 from ledger.strategies.blocks import renormalise
+from tests.paths import DATA
 
 MODES_HEDGED = ("eth_basis", "btc_basis", "usdt_market_neutral_no_leverage", "usdt_market_neutral")
 # 4/7 = 0.571428571428571428|571…, rounded half-even at 18 places: …429; 1 - that = 0.428571428571428571,
@@ -92,6 +95,48 @@ def test_wrong_types_are_refused_naming_the_parameter(params: dict[str, Any], me
 ])
 def test_hedge_splits_that_are_not_weights_summing_to_one_are_refused(split: str, message: str) -> None:
     assert refused("eth_basis", hedge_split=split) == message
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    # A JSON object naming a venue twice: json.loads alone would keep the last weight (0.6) silently.
+    ({"hedge_split": '{"binance": 0.4, "bybit": 0.1, "bybit": 0.6}'},
+     "hedge_split: venue bybit is given twice"),
+    ({"hedge_split": '{"binance": 1, "moon": 0, "moon": 0}'}, "hedge_split: venue 'moon' is given twice"),
+    # Decimal() reads "\u0660.\u0661" as 0.1: Arabic-Indic digits (U+0660, U+0661), not ASCII ones;
+    # U+FF13 is a full-width 3.
+    ({"delta_tolerance": "\u0660.\u0661"},
+     "delta_tolerance: expected a number in ASCII digits, got '\u0660.\u0661'"),
+    ({"max_loops": "\uff13"}, "max_loops: expected a whole number in ASCII digits, got '\uff13'"),
+    ({"hedge_split": {"binance": "\u0660.\u0664", "bybit": "0.6"}},
+     "hedge_split: expected a number for binance in ASCII digits, got '\u0660.\u0664'"),
+])
+def test_repeated_json_keys_and_non_ascii_digits_are_refused(params: dict[str, Any], message: str) -> None:
+    assert refused("usdt_market_neutral", **params) == message
+
+
+def test_deeply_nested_json_is_one_error_with_the_value_cut_short() -> None:
+    """5000 nested lists overflow json's recursion: one error naming the parameter, the value shown in at
+    most 80 characters (79 and an ellipsis)."""
+    nested = "[" * 5000 + "]" * 5000
+    for name, value in (("hedge_split", nested), ("hedge_venues", nested)):
+        strategy = "eth_basis" if name == "hedge_split" else "demo_basis"
+        message = refused(strategy, **{name: value})
+        assert message == f"{name}: JSON nested too deeply in '" + "[" * 78 + "…"
+    assert refused("eth_basis", delta_tolerance="x" * 500) == ("delta_tolerance: expected a number, got '"
+                                                              + "x" * 78 + "…")
+
+
+def test_negative_zero_is_recorded_as_zero_and_quoted_numbers_still_count() -> None:
+    """-0 behaves as 0, so it is recorded as "0" (one digest for one behaviour), also inside weights and
+    from a TOML float -0.0; numbers written as JSON or TOML strings ("0.4") are still numbers."""
+    assert recorded(create("eth_basis", delta_tolerance="-0"))["delta_tolerance"] == "0"
+    assert recorded(create("eth_basis", delta_tolerance=-0.0))["delta_tolerance"] == "0.0"
+    assert create("eth_basis", delta_tolerance="-0").delta_tolerance.is_signed() is False
+    split = create("eth_basis", hedge_split='{"binance": "0.4", "bybit": "0.6", "okx": "-0"}').hedge_split
+    assert recorded(create("eth_basis", hedge_split=split))["hedge_split"] == {
+        "binance": "0.4", "bybit": "0.6", "okx": "0"}
+    assert create("eth_basis", delta_tolerance="0.05", spot_share=" 0.6 ").spot_share == D("0.6")
+    assert create("eth_leveraged", max_loops="3").max_loops == 3
 
 
 def test_venue_lists_are_checked() -> None:
@@ -221,6 +266,28 @@ def test_an_explicit_split_naming_a_missing_venue_is_refused_with_the_param_to_p
     kept = create("btc_basis", hedge_split='{"binance": 0.55, "bybit": 0.45}')
     kept.fit(available(("binance", "bybit"), base="btc"))
     assert kept.hedge_split == {"binance": D("0.55"), "bybit": D("0.45")} and kept.notes == []
+
+
+def test_okx_inside_its_september_2024_gap_is_dropped_and_the_split_renormalised() -> None:
+    """The OKX ETH perp file has no row from 2024-08-31 15:00 to 2024-09-30 16:00: over 2024-09-10 → 09-11
+    its price would be ten days old, so the default split drops OKX (4/7, 3/7 as for June-July, the gap
+    named in the note) and the OKX series is not even read."""
+    strategy = create("eth_basis")
+    market = load_for(strategy, data_dir=DATA, seed=7, start=datetime(2024, 9, 10, tzinfo=UTC),
+                      end=datetime(2024, 9, 11, tzinfo=UTC), days=None, fill="previous")
+    assert strategy.hedge_split == {"binance": FOUR_SEVENTHS, "bybit": THREE_SEVENTHS}
+    assert strategy.notes == [
+        "hedge_split: no OKX ETH perp data for 2024-09-10 → 2024-09-11 (okx ETH perp: no row between "
+        "2024-08-31 15:00 and 2024-09-30 16:00, a gap over 24 h); the default 40/30/30 split was "
+        "renormalised to binance 4/7, bybit 3/7"]
+    assert not any("okx_eth_perp_price" in row for row in market.rows) and market.notes == ()
+    demo = create("demo_basis")  # hedges on Bybit and OKX by default: OKX is dropped with the same reason
+    demo.fit(availability(DATA, datetime(2024, 9, 10, tzinfo=UTC), datetime(2024, 9, 11, tzinfo=UTC),
+                          demo.data_needs()))
+    assert demo.hedge_venues == ("bybit",)
+    assert demo.notes == ["hedge_venues: no OKX ETH perp data for 2024-09-10 → 2024-09-10 23:00 (okx ETH "
+                          "perp: no row between 2024-08-31 15:00 and 2024-09-30 16:00, a gap over 24 h); "
+                          "hedging on bybit"]
 
 
 def test_the_demo_hedges_on_whatever_perp_the_data_has() -> None:
