@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import typer
 from ledger.cli_audit import audit
 from ledger.cli_backtest import backtest, strategies
 from ledger.cli_live import live, reconcile
-from ledger.cli_output import DbOption, JsonOption, Output, WideOption, emit, err, guard, settle, state_tables
+from ledger.cli_output import DbOption, JsonOption, Output, WideOption, emit, guard, run, settle, state_tables
 from ledger.cli_replay import replay
 from ledger.cli_shadow import shadow
 
@@ -45,7 +44,7 @@ def _summary(ledger: Any) -> dict[str, Any]:
 
 def _print_summary(out: Output, summary: dict[str, Any]) -> None:
     state_tables(out, summary)
-    out.line(f"digest: {summary['digest']}")
+    out.line(f"digest: {summary['digest']}", whole=True)
 
 
 @app.command()
@@ -117,11 +116,8 @@ app.command()(reconcile)
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    """The `ledger` entry point: usage errors too are one `error:` line and exit 2 (`cli_output.run`)."""
+    run(app)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,17 +111,30 @@ def audit_anchor(
 # ---- events ---------------------------------------------------------------------------------------------
 
 
-def _short(value: Any) -> str:
+def _flat(key: str, value: Any) -> Iterator[str]:
+    """`key=value` words for one field; a nested dict or list gives one word per leaf, its path in the key
+    (`instruction.amount=1.5`, `effects[0].asset=USDT`)."""
     if isinstance(value, dict):
-        return f"{{{len(value)} keys}}"
-    if isinstance(value, list):
-        return f"[{len(value)}]"
-    return str(value)
+        if not value:
+            yield f"{key}={{}}"
+        for k, v in value.items():
+            if v is not None:
+                yield from _flat(f"{key}.{k}", v)
+    elif isinstance(value, list):
+        if not value:
+            yield f"{key}=[]"
+        for i, v in enumerate(value):
+            yield from _flat(f"{key}[{i}]", v)
+    else:
+        yield f"{key}={number(value)}"
 
 
 def details(fields: dict[str, Any]) -> str:
-    """The fields worth a glance, as key=value text, every value whole (nested ones counted)."""
-    return " ".join(f"{k}={_short(v)}" for k, v in fields.items() if k not in _QUIET_FIELDS and v is not None)
+    """Every field (but the time and ids the listing shows anyway) as key=value words, each value whole
+    and positional; nested ones flattened, so nothing is hidden: an accepted instruction's amount and
+    its market snapshot too."""
+    return " ".join(word for k, v in fields.items() if k not in _QUIET_FIELDS and v is not None
+                    for word in _flat(k, v))
 
 
 def _limit(value: str | None) -> int | None:
@@ -142,18 +156,24 @@ _DETAIL_INDENT = 9
 
 class _EventLines:
     """The event listing, streamed: number, time, venue, type (and the instruction when the width
-    allows), then the details — on the same line when they fit, else wrapped below, indented. With
-    --wide: one line per event, whatever its length."""
+    allows), then the details — on the same line when they fit, else wrapped below, indented. Narrower
+    than the aligned columns (`_HEAD`), the number, time, venue and type wrap too. No id or value is
+    ever broken: one longer than the width gets a line of its own. With --wide: one line per event,
+    whatever its length."""
 
     def __init__(self, width: int | None) -> None:
         self.width = width
         self.column = width is None or width >= len(_HEAD) + _INSTRUCTION + 4 + 24
+        self.aligned = width is None or width >= len(_HEAD)
 
-    def header(self) -> str:
-        return _HEAD + (f"  {'instruction':<{_INSTRUCTION}}  details" if self.column else "  details")
+    def header(self) -> list[str]:
+        if not self.aligned:
+            return wrap(f"{'#':>7}  time  venue  type  details", self.width, hang=_DETAIL_INDENT)
+        return [_HEAD + (f"  {'instruction':<{_INSTRUCTION}}  details" if self.column else "  details")]
 
     def lines(self, record: Any) -> list[str]:
-        head = f"{record.notification_id:>7}  {record.ts:<25}  {record.venue or '-':<9}  {record.type:<21}"
+        venue = record.venue or "-"
+        head = f"{record.notification_id:>7}  {record.ts:<25}  {venue:<9}  {record.type:<21}"
         text = details(record.fields)
         if self.column:
             head += f"  {record.instruction_id or '-':<{_INSTRUCTION}}"
@@ -161,7 +181,10 @@ class _EventLines:
             text = f"instruction={record.instruction_id} {text}".rstrip()
         if self.width is None or len(head) + 2 + len(text) <= self.width:
             return [f"{head}  {text}".rstrip()]
-        return [head.rstrip(), *wrap(text, self.width, indent=_DETAIL_INDENT)]
+        top = [head.rstrip()] if len(head.rstrip()) <= self.width else wrap(
+            f"{record.notification_id:>7}  {record.ts}  {venue}  {record.type}", self.width,
+            hang=_DETAIL_INDENT)
+        return [*top, *wrap(text, self.width, indent=_DETAIL_INDENT)] if text else top
 
 
 @audit.command("events")
@@ -213,7 +236,8 @@ def audit_events(
                 emit(record.to_json())
                 continue
             if reader.matched == 1:
-                _out(listing.header())
+                for line in listing.header():
+                    _out(line)
             for line in listing.lines(record):
                 _out(line)
 
@@ -230,8 +254,9 @@ def audit_events(
 @audit.command("export")
 def audit_export(
     db: DbOption,
-    out: Annotated[Path, typer.Option("--out", help=(
-        "x.jsonl, x.csv or x.parquet (the events), or a folder (no extension): one Parquet file per kind. "
+    out: Annotated[str, typer.Option("--out", help=(
+        "x.jsonl, x.csv or x.parquet (the events), or a folder (no extension, or ending in /, as in "
+        "x.parquet/): one Parquet file per kind. A bare .jsonl, .csv or .parquet (no name) is refused. "
         "Refused if it exists, unless --force."))],
     fmt: Annotated[
         str | None, typer.Option("--format", metavar="jsonl|csv|parquet",

@@ -7,17 +7,26 @@ The rules:
   notation (no exponent, no thousands separators, no rounding): the digits `--json` carries, so a
   value copied from a table reads back as the stored Decimal. Derived numbers (equity, P&L,
   exposure, risk, average prices: quotients that carry 60 digits inside) are first rounded to 12
-  decimals (`rounded`), in tables and in JSON alike.
-- **Tables** fit the terminal width (`COLUMNS`, 80 when not a terminal): numbers and ids are never
-  broken, cut or ellipsised; free-text columns wrap. A table whose numbers and ids cannot fit side by
-  side at that width is printed as records instead, one field per line (`header: value`), wrapped.
-  `--wide` prints every table at its natural width on one line per row, however wide.
-- **Text lines** wrap at spaces to the terminal width (indented continuation lines), unless `--wide`.
+  decimals (`rounded`), in tables and in JSON alike, in a context wide enough for any value (a 1e23
+  balance prints exactly; the default 28-digit context could not even round it).
+- **Width**: the terminal's (`COLUMNS`, 80 when not a terminal), at least `MIN_WIDTH` (40): a narrower
+  terminal, `COLUMNS=0` included, gets the 40-column output (`fit`; `run` for typer's help).
+- **Tables** fit that width: numbers and ids are never broken, cut or ellipsised; free-text columns
+  wrap. A table whose numbers and ids cannot fit side by side at that width is printed as records
+  instead, one field per line (`header: value`), wrapped. `--wide` prints every table at its natural
+  width on one line per row, however wide.
+- **Text lines** wrap at spaces to the width (indented continuation lines), unless `--wide`. A number,
+  an id or a hash is never broken: a word longer than the width breaks only after a `=` or `,`
+  (`key=` / `value`, JSON text), and what is still longer stands whole on a line of its own. A line
+  that shows a digest (`digest: <hex>`) is never wrapped (`Output.line(…, whole=True)`), so
+  `grep '^digest:'` finds it.
 - **JSON** (`--json`): Decimals as exact strings, times as ISO text; one object per command, or one
   per line for streams; nothing else on stdout (notes and progress go to stderr).
 - **Progress** bars go to stderr, transient, only when stderr is a terminal and never with `--json`.
 - **Errors**: one `error: …` line on stderr and exit 2 (`fail`, `guard`; a time option that cannot
-  be read: `parse_time`).
+  be read: `parse_time`); a usage error the parser finds (an unknown option, a value of the wrong
+  type, a missing option or argument, an extra argument) too: `error: --days: 'abc' is not a valid
+  integer` (`run`, the entry point's). Ctrl-C exits 130 quietly.
 """
 
 from __future__ import annotations
@@ -30,10 +39,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 from uuid import UUID
 
 import typer
@@ -43,11 +52,22 @@ from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+from typer._click.exceptions import (  # typer is pinned: its own click, where these live
+    BadOptionUsage,
+    BadParameter,
+    ClickException,
+    MissingParameter,
+    NoArgsIsHelpError,
+    NoSuchOption,
+    UsageError,
+)
 
 from aggregates.errors import InstructionError, LedgerError
 
 T = TypeVar("T")
 WIDE = 100_000  # the console width behind --wide: a row is never wrapped
+MIN_WIDTH = 40  # the narrowest output: a narrower terminal (COLUMNS=0 or 5) gets 40 columns
+TWELVE = Decimal("1e-12")
 DERIVED = ("exposure", "risk", "pnl", "equity", "initial_equity", "final_equity", "apy", "attribution")
 ABSENT = "—"
 
@@ -56,7 +76,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 WideOption = Annotated[bool, typer.Option(
     "--wide", help="Print tables at full width, one line per row, instead of fitting the terminal.")]
 
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+def fit(console: Console) -> Console:
+    """`console`, made at least `MIN_WIDTH` columns wide: a narrower terminal (`COLUMNS=0` or `5`) gets
+    `MIN_WIDTH`-column output rather than numbers split over lines, nothing at all, or a layout that
+    cannot end."""
+    if console.width < MIN_WIDTH:
+        console.width = MIN_WIDTH
+    return console
+
+
+err = fit(Console(stderr=True, soft_wrap=True, highlight=False))
 
 
 # ---- errors ------------------------------------------------------------------------------------------
@@ -80,6 +110,74 @@ def guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(0) from None
     except OSError as e:
         raise fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": ")) from None
+
+
+def run(app: typer.Typer, name: str = "ledger") -> NoReturn:
+    """Run `app` as the command `name` and exit: a usage error the parser finds (an unknown option or
+    command, a value of the wrong type, a missing option or argument, an extra argument) is one
+    `error: <option>: <what is wrong>` line on stderr and exit 2, like every other user error; `--help`
+    prints the help and exits 0 (no arguments: the help, exit 2); Ctrl-C exits 130 quietly. A
+    `COLUMNS` below `MIN_WIDTH` counts as `MIN_WIDTH` for every console made from here on (the help's
+    too: at COLUMNS=0 it printed nothing)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) < MIN_WIDTH:
+        os.environ["COLUMNS"] = str(MIN_WIDTH)
+    try:
+        code = app(standalone_mode=False, prog_name=name)
+    except NoArgsIsHelpError:  # the help is printed when the error is made
+        code = 2
+    except UsageError as e:
+        err.print(f"error: {usage_problem(e)}", highlight=False, markup=False)
+        code = 2
+    except ClickException as e:
+        err.print(f"error: {e.format_message()}", highlight=False, markup=False)
+        code = e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+_EXPECTED = {"int": "integer", "float": "number", "decimal": "number", "bool": "boolean (true or false)"}
+
+
+def usage_problem(e: UsageError) -> str:
+    """A parser's usage error as `<option>: <what is wrong>` (`--days: 'abc' is not a valid integer`)."""
+    command = e.ctx.command_path if e.ctx is not None else "ledger"
+    if isinstance(e, MissingParameter):
+        kind = e.param_type or (e.param.param_type_name if e.param is not None else "parameter")
+        return f"{_param_name(e)}: missing (a required {kind} of `{command}`)"
+    if isinstance(e, BadParameter):
+        errors: list[dict[str, Any]] = getattr(e.__cause__, "errors", list)()
+        if errors and "input" in errors[0]:  # typer checks types with pydantic: the value and its type
+            value, expected = errors[0]["input"], _EXPECTED.get(str(errors[0]["type"]).split("_")[0])
+            what = f"is not a valid {expected}" if expected else _sentence(str(errors[0]["msg"]))
+            return f"{_param_name(e)}: {value!r} {what}"
+        return f"{_param_name(e)}: {_sentence(e.message)}"
+    if isinstance(e, NoSuchOption):
+        close = list(e.possibilities or ())  # closest first
+        hint = f"did you mean {' or '.join(close)}?" if close else f"`{command} --help` lists the options"
+        return f"{e.option_name}: no such option of `{command}`; {hint}"
+    if isinstance(e, BadOptionUsage):
+        return f"{e.option_name}: {_sentence(e.message.removeprefix(f'Option {e.option_name!r} '))}"
+    return f"{command}: {_sentence(e.message)}"
+
+
+def _param_name(e: BadParameter) -> str:
+    """How the user wrote the parameter: its long option (`--days`), or an argument's name (`ID`)."""
+    if isinstance(e.param_hint, str):
+        return e.param_hint
+    param = e.param
+    if param is None:
+        return "value"
+    if param.param_type_name == "option" and param.opts:
+        return max(param.opts, key=len)
+    return param.display_name_raw
+
+
+def _sentence(text: str) -> str:
+    """A message as the tail of an `error:` line: lower-case start, no final period, one line."""
+    text = " ".join(text.split()).rstrip(".")
+    return text[:1].lower() + text[1:]
 
 
 def parse_time(value: str, name: str) -> datetime:
@@ -110,11 +208,15 @@ def number(value: Any) -> str:
 
 
 def rounded(value: Any) -> Any:
-    """Derived numbers (equity, P&L, exposure, risk) carry 60 digits inside; keep 12 decimals at most.
-    Recorded amounts (balances, quantities, prices, fees) stay exact."""
+    """Derived numbers (equity, P&L, exposure, risk) carry 60 digits inside; keep 12 decimals at most
+    (half-even), however large the whole part. Recorded amounts (balances, quantities, prices, fees)
+    stay exact."""
     if isinstance(value, Decimal):
         if value.is_finite() and value.as_tuple().exponent < -12:  # type: ignore[operator]
-            return value.quantize(Decimal("1e-12"))
+            # In a context with room for every digit of the result: the default one (28 digits) cannot
+            # hold 1e16 with 12 decimals. Exact apart from the rounding itself, whatever the size.
+            room = Context(prec=max(value.adjusted(), 0) + 14, rounding=ROUND_HALF_EVEN)
+            return value.quantize(TWELVE, context=room)
         return value
     if isinstance(value, dict):
         return {k: rounded(v) for k, v in value.items()}
@@ -215,9 +317,14 @@ def table(title: str | None, columns: Sequence[Col | str], rows: Iterable[Sequen
     `header: value` per line, wrapped). Text and headers wrap at spaces.
 
     `wide`: framed at its natural width, whatever the terminal (the caller prints it on a console as
-    wide as `WIDE`). `framed=False`: never framed."""
+    wide as `WIDE`). `framed=False`: never framed. A `width` below `MIN_WIDTH` counts as `MIN_WIDTH`.
+    Print it with `soft_wrap=True` (`Output.table` does): a number or id longer than the width then
+    keeps its own line whole instead of being folded by the console."""
     cols = [col(c) for c in columns]
     cells = [[cell(v) for v in row] for row in rows]
+    width = max(width, MIN_WIDTH)
+    if title is not None:  # wrapped like any text line, so a long path in it stays whole
+        title = "\n".join(wrap(title, None if wide else width, hang=2))
     if wide or not cells:
         return _grid(title, cols, cells, None, framed)
     for boxed, edges in ((True, 3 * len(cols) + 1), (False, 2 * len(cols) - 2)):
@@ -240,7 +347,7 @@ def table(title: str | None, columns: Sequence[Col | str], rows: Iterable[Sequen
                                   if c.detail and r[i] not in ("", ABSENT))
                 parts += [row, *(Text(line) for line in wrap(extra, width, indent=2, hang=4))]
             return Group(*parts)
-    lines: list[str] = [title] if title else []
+    lines: list[str] = title.splitlines() if title else []
     for r in cells:
         lines += wrap(r[0], width)
         for c, value in zip(cols[1:], r[1:], strict=True):
@@ -260,62 +367,77 @@ def _grid(title: str | None, cols: Sequence[Col], cells: Sequence[Sequence[str]]
 
 
 def wrap(text: str, width: int | None, indent: int = 0, hang: int | None = None) -> list[str]:
-    """`text` as lines of at most `width` cells (None: unwrapped), broken at spaces (the spacing
-    inside a line is kept). The first line is indented by `indent`, the next ones by `hang`; a word
-    too long for that indent is set less indented on a line of its own, so it stays whole (only a word
-    longer than `width` is folded)."""
+    """`text` as lines of at most `width` cells (None: unwrapped; below `MIN_WIDTH`: `MIN_WIDTH`),
+    broken at spaces (the spacing inside a line is kept). The first line is indented by `indent`, the
+    next ones by `hang`. A word too long for its indent is set less indented on a line of its own. A
+    word longer than the width breaks only after a `=` or `,` (`key=` / `value`, JSON text): a number,
+    an id or a hash is never broken; one longer than the width stands whole on a line of its own."""
     hang = indent if hang is None else hang
+    width = None if width is None else max(width, MIN_WIDTH)
     out: list[str] = []
     for n, part in enumerate(text.splitlines() or [""]):
         pad = indent if n == 0 else hang
         if width is None or pad + cell_len(part) <= width:
             out.append(" " * pad + part)
             continue
-        line, space = "", ""
-        for token in re.findall(r"\s+|\S+", part):
-            if token.isspace():
-                space = token  # kept inside a line (and leading the part), dropped at a break
-                continue
-            joined, space = line + space + token, ""
-            if pad + cell_len(joined) <= width:
-                line = joined
+        line = ""
+        for space, word in _words(part, width):
+            if space is not None and pad + cell_len(line + space + word) <= width:
+                line += space + word
                 continue
             if line:
                 out.append(" " * pad + line)
                 pad = hang
-            while cell_len(token) > width:
-                out.append(token[:width])
-                token = token[width:]
-            pad = min(pad, width - cell_len(token))
-            line = token
+            pad = max(0, min(pad, width - cell_len(word)))
+            line = word
         out.append(" " * pad + line)
     return out
+
+
+def _words(part: str, width: int) -> Iterator[tuple[str | None, str]]:
+    """The words of a line, each with the spacing before it (kept inside a line and leading it, dropped
+    at a break). A word longer than `width` comes in pieces, each ending after a `=` or a `,` (a
+    `key=value` word, JSON text), the first with None (it starts a line), the next with "" (joined
+    while they fit): it breaks only there, never inside a number, an id or a hash (they hold neither)."""
+    space = ""
+    for token in re.findall(r"\s+|\S+", part):
+        if token.isspace():
+            space = token
+            continue
+        if cell_len(token) <= width:
+            yield space, token
+        else:
+            for i, piece in enumerate(re.findall(r"[^=,]*[=,]|[^=,]+", token)):
+                yield (None if i == 0 else ""), piece
+        space = ""
 
 
 # ---- the output of one command -----------------------------------------------------------------------
 
 
 class Output:
-    """Where a command prints: the terminal width (or `--wide`), tables, text lines, JSON, progress."""
+    """Where a command prints: the terminal width (at least `MIN_WIDTH`; or `--wide`), tables, text
+    lines, JSON, progress."""
 
     def __init__(self, wide: bool = False, as_json: bool = False, console: Console | None = None) -> None:
         self.wide, self.as_json = wide, as_json
         # Made per command, so COLUMNS is read when the command runs (not when the module is imported).
-        self.console = console or Console(width=WIDE if wide else None, highlight=False)
+        self.console = fit(console or Console(width=WIDE if wide else None, highlight=False))
 
     @property
     def width(self) -> int | None:
         return None if self.wide else self.console.width
 
-    def line(self, text: str = "", hang: int = 2) -> None:
-        """A line of text, wrapped at spaces to the width (continuation lines indented by `hang`)."""
-        for part in wrap(text, self.width, hang=hang):
+    def line(self, text: str = "", hang: int = 2, whole: bool = False) -> None:
+        """A line of text, wrapped at spaces to the width (continuation lines indented by `hang`);
+        `whole`: never wrapped, whatever its length (a `digest: <hex>` or an id line, for grep)."""
+        for part in [text] if whole else wrap(text, self.width, hang=hang):
             sys.stdout.write(part + "\n")
 
     def table(self, title: str | None, columns: Sequence[Col | str], rows: Iterable[Sequence[Any]],
               framed: bool = True) -> None:
         self.console.print(table(title, columns, rows, width=self.console.width, wide=self.wide,
-                                 framed=framed))
+                                 framed=framed), soft_wrap=True)
 
     def json(self, data: Any) -> None:
         emit(data)
@@ -324,7 +446,7 @@ class Output:
     def progress(self, label: str, total: int | None) -> Iterator[Callable[..., None]]:
         """A transient bar on stderr (only on a terminal, never with --json); yields `update(done,
         total=None, label=None)`."""
-        screen = Console(stderr=True)  # made now: whether stderr is a terminal is read when the bar starts
+        screen = fit(Console(stderr=True))  # made now: whether stderr is a terminal is read when it starts
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        TimeRemainingColumn(), console=screen, transient=True,
                        disable=self.as_json or not screen.is_terminal)

@@ -3,6 +3,7 @@ backtest and compare digests, and diff two logs. User errors are one `error:` li
 
 from __future__ import annotations
 
+from decimal import localcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from ledger.cli_output import (
     number,
     parse_time,
     rounded,
+    run,
     settle,
     state_tables,
 )
@@ -161,8 +163,8 @@ def rerun(
             "divergence": result.divergence.plain() if result.divergence else None,
         })
     else:
-        out.line(f"recorded: {result.recorded}")
-        out.line(f"rerun:    {result.rerun}")
+        out.line(f"recorded: {result.recorded}", whole=True)
+        out.line(f"rerun:    {result.rerun}", whole=True)
         if rec.code_version != result.code_version:
             out.line(f"code version: recorded {rec.code_version}, rerun {result.code_version}")
         for note in result.config_notes:
@@ -229,22 +231,25 @@ def diff(
 
 
 def _print_diff(out: Output, result: Any, summary: dict[str, Any]) -> None:
+    from aggregates.values import MONEY
+
     _print_divergence(out, result.divergence, ("A", "B"))
     out.line(f"events: A {summary['events'][0]}, B {summary['events'][1]}")
-    for title in ("topics", "venues", "fills", "filled_quantity", "fees", "balances", "positions", "pnl"):
-        rows = summary[title]
-        if not rows:
-            continue
-        out.table(title.replace("_", " "), ["", Col("A", "num"), Col("B", "num"), Col("B - A", "num")],
-                  [(" ".join(map(str, key)) if isinstance(key, tuple) else str(key), x, y, y - x)
-                   for key, (x, y) in rows.items()])
-    x, y = summary["equity"]
-    out.line(f"equity: A {number(x)}, B {number(y)}, B - A {number(y - x)} USD")
+    with localcontext(MONEY):  # B - A exact: the default context keeps 28 digits (a 1e23 balance has more)
+        for title in ("topics", "venues", "fills", "filled_quantity", "fees", "balances", "positions", "pnl"):
+            rows = summary[title]
+            if not rows:
+                continue
+            out.table(title.replace("_", " "), ["", Col("A", "num"), Col("B", "num"), Col("B - A", "num")],
+                      [(" ".join(map(str, key)) if isinstance(key, tuple) else str(key), x, y, y - x)
+                       for key, (x, y) in rows.items()])
+        x, y = summary["equity"]
+        out.line(f"equity: A {number(x)}, B {number(y)}, B - A {number(y - x)} USD")
 
 
 def main() -> None:
     """`python -m ledger.cli_replay …`: the sub-app on its own (normally `ledger replay …`)."""
-    replay()
+    run(replay, "ledger replay")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,13 @@
 """Backtest report: equity and exposure charts (PNG), a Markdown page, a self-contained HTML page and
-console tables, all from one summary dict. Pure: no wall clock, byte-identical output for equal inputs."""
+console tables, all from one summary dict. Pure: no wall clock, byte-identical output for equal inputs.
+
+Two number formats, on purpose: the report page (report.md, report.html, chart labels) is read by
+people, so money has thousands separators and 2 decimals and quantities up to 8 (`money`,
+`quantity`); what reaches the terminal (`headline`, `summary_tables`, `render_console`) follows the
+CLI's one number rule (`ledger.cli_output`: positional, no separators, recorded amounts exact,
+derived numbers such as equity rounded to 12 decimals), so the same state prints the same way in
+every command and in --json. Percentages (return, APY, drawdown) have 2 decimals in both. Rounding
+happens in a context wide enough for any value (a 1e16 capital or a 1e23 balance prints exactly)."""
 
 from __future__ import annotations
 
@@ -52,15 +60,16 @@ def _dec(value: object) -> Decimal | None:
         return None
 
 
-def _fmt(value: object, places: int, strip: bool = False) -> str:
+def _fmt(value: object, places: int, strip: bool = False, separators: bool = True) -> str:
     d = _dec(value)
     if d is None:
         return "—" if value is None else str(value)
     if not d.is_finite():
         return "NaN" if d.is_nan() else ("∞" if d > 0 else "-∞")
-    with localcontext(_CTX):
-        q = d.quantize(Decimal(1).scaleb(-places))
-        text = f"{abs(q) if q == 0 else q:,f}"
+    # Room for every digit of the result, however large the whole part (60 digits hold no 1e60).
+    room = Context(prec=max(_CTX.prec, d.adjusted() + places + 2), rounding=ROUND_HALF_EVEN)
+    q = d.quantize(Decimal(1).scaleb(-places), context=room)
+    text = format(abs(q) if q == 0 else q, ",f" if separators else "f")
     if strip and "." in text:
         whole, frac = text.split(".")
         text = f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
@@ -77,10 +86,11 @@ def quantity(value: object) -> str:
     return _fmt(value, 8, strip=True)
 
 
-def percent(fraction: object) -> str:
-    """A fraction as a percentage with 2 decimals: 0.034 -> '3.40%'."""
+def percent(fraction: object, separators: bool = True) -> str:
+    """A fraction as a percentage with 2 decimals: 0.034 -> '3.40%' (12.5 -> '1,250.00%', or '1250.00%'
+    without `separators`)."""
     d = _dec(fraction)
-    return "—" if d is None else _fmt(d * 100, 2) + "%"
+    return "—" if d is None else _fmt(d.scaleb(2) if d.is_finite() else d, 2, separators=separators) + "%"
 
 
 def max_drawdown(equity: Series) -> Decimal:
@@ -214,19 +224,30 @@ class _Block:
     src: str = ""  # set: an image by relative path instead of a bullet list
 
 
-def _figures(summary: dict[str, Any], equity: Series | None) -> dict[str, str]:
+def _measures(summary: dict[str, Any], equity: Series | None) -> dict[str, Decimal | None]:
+    """The headline's figures as Decimals: initial and final equity, return, APY and (with a series)
+    max drawdown."""
     initial = _dec(summary.get("initial_equity", equity[0][1] if equity else None))
     final = _dec(summary.get("final_equity", equity[-1][1] if equity else None))
     with localcontext(_CTX):
         ret = (final - initial) / initial if initial and final is not None else None
-    out = {
-        "initial equity (USD)": money(initial),
-        "final equity (USD)": money(final),
-        "return": percent(ret),
-        "APY": percent(summary.get("apy")),
-    }
+    out = {"initial": initial, "final": final, "return": ret, "apy": _dec(summary.get("apy"))}
     if equity is not None:
-        out["max drawdown"] = percent(max_drawdown(equity)) if equity else "—"
+        out["drawdown"] = max_drawdown(equity) if equity else None
+    return out
+
+
+def _figures(summary: dict[str, Any], equity: Series | None) -> dict[str, str]:
+    """The headline table of the page: money with separators and 2 decimals, percentages."""
+    m = _measures(summary, equity)
+    out = {
+        "initial equity (USD)": money(m["initial"]),
+        "final equity (USD)": money(m["final"]),
+        "return": percent(m["return"]),
+        "APY": percent(m["apy"]),
+    }
+    if "drawdown" in m:
+        out["max drawdown"] = percent(m["drawdown"])
     return out
 
 
@@ -441,23 +462,31 @@ def summary_tables(summary: dict[str, Any], width: int = 80, wide: bool = False)
 
 
 def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
-    """One line: strategy, equity initial -> final, return, APY (and max drawdown when a series is given)."""
-    f = _figures(summary, equity)
+    """One line: strategy, equity initial -> final, return, APY (and max drawdown when a series is
+    given), events and fills. Console text, so the CLI's one number rule (`ledger.cli_output`): equity
+    positional, no separators, rounded to 12 decimals (as in the tables and in --json); return, APY and
+    drawdown as percentages with 2 decimals, counts as plain integers, neither with separators."""
+    from ledger.cli_output import number, rounded
+
+    m = _measures(summary, equity)
     text = (
-        f"{summary.get('strategy', 'run')}: equity {f['initial equity (USD)']} -> "
-        f"{f['final equity (USD)']} USD ({f['return']}), APY {f['APY']}"
+        f"{summary.get('strategy', 'run')}: equity {number(rounded(m['initial']))} -> "
+        f"{number(rounded(m['final']))} USD ({percent(m['return'], False)}), APY {percent(m['apy'], False)}"
     )
-    text += f", max drawdown {f['max drawdown']}" if "max drawdown" in f else ""
-    counts = [f"{summary[k]:,} {k}" for k in ("events", "fills") if isinstance(summary.get(k), int)]
+    text += f", max drawdown {percent(m['drawdown'], False)}" if "drawdown" in m else ""
+    counts = [f"{summary[k]} {k}" for k in ("events", "fills") if isinstance(summary.get(k), int)]
     return ", ".join([text, *counts])
 
 
 def render_console(summary: dict[str, Any], console: Console, equity: Series | None = None,
                    wide: bool = False) -> None:
     """Print the headline, the summary tables, the run's notes, any risk breaches and the digest to
-    `console`: tables and lines fit its width (the CLI's rule, `ledger.cli_output`), or run at full
-    width with `wide`."""
-    from ledger.cli_output import wrap
+    `console`: tables and lines fit its width (the CLI's rule, `ledger.cli_output`: at least 40
+    columns, a narrower console is widened), or run at full width with `wide`; the digest line is
+    never wrapped."""
+    from ledger.cli_output import fit, wrap
+
+    fit(console)
 
     def say(text: str, style: str | None = None) -> None:
         for line in wrap(text, None if wide else console.width, hang=2):
@@ -465,10 +494,10 @@ def render_console(summary: dict[str, Any], console: Console, equity: Series | N
 
     say(headline(summary, equity))
     for table in summary_tables(summary, console.width, wide):
-        console.print(table)
+        console.print(table, soft_wrap=True)  # a number longer than the width keeps its line, whole
     for note in summary.get("notes") or []:  # what the data or the strategy changed: filled gaps, venues
         say(f"note: {note}")
     for breach in (summary.get("risk") or {}).get("breaches") or []:
         say(f"risk breach: {breach}", style="bold red")
-    if summary.get("digest"):
-        say(f"digest: {summary['digest']}")
+    if summary.get("digest"):  # never wrapped: `grep '^digest:'` finds the whole digest
+        console.print(f"digest: {summary['digest']}", markup=False, highlight=False, soft_wrap=True)

@@ -7,13 +7,14 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import zip_longest
 from typing import Any
 
 import msgspec
 
 from aggregates.session import Session
+from aggregates.values import MONEY
 from ledger.codec import split_state
 from ledger.digest import canonical_payload
 from projections import reports
@@ -181,9 +182,10 @@ class Tally:
         if name == "OrderFilled":
             self.fills[venue] += 1
             key = f"{venue} {event.instrument} {event.side}"
-            self.filled[key] = self.filled.get(key, Decimal(0)) + event.quantity
-            if event.fee:
-                self.fees[event.fee_asset] = self.fees.get(event.fee_asset, Decimal(0)) + event.fee
+            with localcontext(MONEY):  # exact sums (the default context keeps 28 digits)
+                self.filled[key] = self.filled.get(key, Decimal(0)) + event.quantity
+                if event.fee:
+                    self.fees[event.fee_asset] = self.fees.get(event.fee_asset, Decimal(0)) + event.fee
         state = self.state
         apply(state, event)
         state.new_fills.clear()

@@ -8,9 +8,12 @@
   `with_bytes` (it more than doubles the file).
 - **Parquet** (`.parquet`): the events table: the common columns flattened, `ts` as
   `timestamp[us, tz=UTC]`, `event` as JSON text and `state` as the exact stored bytes (binary).
-- **A folder** (a path without extension, or an existing folder): one Parquet file per kind people
-  query — `events`, `fills`, `funding`, `interest`, `transfers` (sent, received, failed) and
-  `balances` (the projection's balances at the end, per venue, wallet and asset).
+- **A folder** (a path without extension, an existing folder, or any path ending in `/`, such as
+  `x.parquet/`): one Parquet file per kind people query — `events`, `fills`, `funding`, `interest`,
+  `transfers` (sent, received, failed) and `balances` (the projection's balances at the end, per
+  venue, wallet and asset).
+- Refused (`resolve_target`): an empty path, a name that is only an extension (`.jsonl`, `.csv`,
+  `.parquet`: name the file), an unknown extension, a `--format` the extension contradicts.
 
 Decimal columns: a column is `decimal128(38, 18)` when every value in it fits exactly (at most 18
 decimals and 20 integer digits); otherwise the whole column is text holding each exact value in
@@ -79,26 +82,37 @@ class Target:
         return {"events": self.path}
 
 
-def resolve_target(out: Path, fmt: str | None = None) -> Target:
-    """The format follows the extension (`.jsonl`, `.csv`, `.parquet`; no extension or an existing
-    folder: one Parquet file per kind). An unknown extension, or a `--format` that says otherwise, is
-    refused."""
+def resolve_target(out: str | Path, fmt: str | None = None) -> Target:
+    """What `--out` names. The format follows the extension (`.jsonl`, `.csv`, `.parquet`); a folder
+    (one Parquet file per kind) is a path without extension, an existing folder, or any path ending in
+    `/` (`x.parquet/` is a folder). Refused: an empty path, a name that is only an extension (`.jsonl`:
+    name the file, e.g. `events.jsonl`), an unknown extension, a `--format` that says otherwise."""
     if fmt is not None and fmt not in FORMATS:
         raise ExportError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    suffix = out.suffix.lower()
-    if out.is_dir() or not suffix:
+    text = str(out)
+    if not text.strip():
+        raise ExportError("--out: empty; name a file (x.jsonl, x.csv, x.parquet) or a folder (no extension, "
+                          "or ending in /)")
+    path = Path(text)
+    slash = text.endswith(("/", os.sep))
+    if slash or path.is_dir() or not path.suffix:
+        if path.name.lower() in EXTENSIONS and not (slash or path.is_dir()):
+            raise ExportError(f"--out {text}: a name that is only an extension; name the file, e.g. "
+                              f"events{path.name.lower()} (or end the path in / for a folder)")
         if fmt not in (None, "parquet"):
-            raise ExportError(f"--format {fmt} writes one file but --out {out} has no extension (a folder, "
-                              f"for one Parquet file per kind); name a .{fmt} file")
-        return Target(out, "parquet", True)
+            how = "ends in /" if slash else "is a folder" if path.is_dir() else "has no extension"
+            raise ExportError(f"--format {fmt} writes one file but --out {text} {how} (a folder, for one "
+                              f"Parquet file per kind); name a .{fmt} file")
+        return Target(path, "parquet", True)
+    suffix = path.suffix.lower()
     implied = EXTENSIONS.get(suffix)
     if implied is None:
-        raise ExportError(f"--out {out}: unknown extension {out.suffix!r}; use .jsonl, .csv or .parquet, "
+        raise ExportError(f"--out {text}: unknown extension {path.suffix!r}; use .jsonl, .csv or .parquet, "
                           "or a name without extension (a folder: one Parquet file per kind)")
     if fmt is not None and fmt != implied:
-        raise ExportError(f"--format {fmt} contradicts --out {out} (a .{implied} file); "
+        raise ExportError(f"--format {fmt} contradicts --out {text} (a .{implied} file); "
                           "drop --format or change the extension")
-    return Target(out, implied, False)
+    return Target(path, implied, False)
 
 
 def check_target(target: Target, force: bool) -> None:

@@ -29,6 +29,7 @@ from uuid import UUID
 import msgspec
 
 from aggregates.errors import LedgerError
+from aggregates.values import MONEY
 from projections.folds import apply
 from projections.state import LedgerState as LedgerState
 from projections.state import Order, Position, Transit
@@ -651,7 +652,7 @@ def report(state: LedgerState) -> dict[str, Any]:
     for (venue, _wallet, asset), amount in sorted(state.balances.items()):
         if amount:
             row = per_venue.setdefault(venue, {})
-            row[asset] = row.get(asset, Decimal(0)) + amount
+            row[asset] = MONEY.add(row.get(asset, Decimal(0)), amount)  # exact: 28 digits cannot hold 1e23
     for (venue, asset), amount in sorted(state.supplied.items()):
         if amount:
             per_venue.setdefault(venue, {})[f"{asset} (supplied)"] = amount

@@ -418,6 +418,43 @@ def test_events_at_80_columns_wrap_and_keep_every_value_whole(db: Path) -> None:
             assert f"instruction={event['instruction_id']}" in words
 
 
+def test_events_at_40_columns_keep_ids_whole_and_wide_shows_nested_fields(db: Path) -> None:
+    """At COLUMNS=40 the header was 77 characters and ids wrapped mid-UUID (`instruction=8590873a-…-e579`
+    / `0dc179b0`): now no line is longer than 40 but a word that alone is (a 64-hex digest), and every
+    line holding part of an instruction id holds all of it. With --wide (or a wide terminal) an accepted
+    instruction's fields and its market snapshot are shown, not `instruction={9 keys}`."""
+    args = ("audit", "events", "--db", db, "--type", "InstructionAccepted,OrderFilled,TransferSent")
+    run = cli(*args, env={"COLUMNS": "40"})
+    assert run.code == 0
+    assert all(len(line) <= 40 or len(line.split()) == 1 for line in run.lines()), run.stdout
+    events = cli(*args, "--json").json_lines()
+    ids = {str(e["instruction_id"]) for e in events if e["instruction_id"]}
+    assert ids
+    for iid in ids:
+        touched = [line for line in run.lines() if iid[:8] in line or iid[-8:] in line]
+        assert touched and all(iid in line for line in touched), (iid, touched)
+    words = run.stdout.split()
+    accepted = [e for e in events if e["type"] == "InstructionAccepted"]
+    for event in accepted:
+        fields = event["event"]
+        assert isinstance(fields, dict)
+        shown = [*(f"instruction.{k}={v}" for k, v in fields["instruction"].items()),
+                 f"market.eth_usd_price={fields['market']['eth_usd_price']}"]
+        for word in shown:  # whole, or split after its `=` when longer than 40
+            key, _, value = word.partition("=")
+            assert word in words or (f"{key}=" in words and value in words), word
+    wide = cli(*args, "--wide")
+    lines = [line for line in wide.lines() if "InstructionAccepted" in line]
+    assert len(lines) == len(accepted) and "keys}" not in wide.stdout
+    for line, event in zip(lines, accepted, strict=True):
+        fields = event["event"]
+        assert isinstance(fields, dict)
+        shown = line.split()
+        assert all(f"instruction.{k}={v}" in shown for k, v in fields["instruction"].items()), line
+        assert all(f"market.{k}={v}" in shown for k, v in fields["market"].items()), line
+    assert "instruction.amount=" in cli(*args, env={"COLUMNS": "200"}).stdout
+
+
 # ---- an instruction's story -------------------------------------------------------------------------------
 
 
@@ -763,6 +800,32 @@ def test_export_refusals_create_nothing(db: Path, tmp_path: Path) -> None:
     assert {p.name: p.stat().st_mtime_ns for p in (out / "kinds").iterdir()} == before
     assert cli("audit", "export", "--db", db, "--out", out / "kinds", "--force").code == 0
     assert sorted(p.name for p in out.iterdir()) == ["kinds"]  # no scratch left beside it
+
+
+def test_export_out_with_a_trailing_slash_is_a_folder_and_odd_names_are_refused(
+        db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out x.parquet/` wrote one events file named x.parquet: a trailing slash means a folder (one
+    Parquet file per kind). `--out ''` exported into the current folder and `--out .jsonl` made a folder
+    of Parquet files: both are one `error:` line, exit 2, nothing created."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for out, words in (("", "--out: empty"), ("  ", "--out: empty"), (".jsonl", "e.g. events.jsonl"),
+                       (".csv", "e.g. events.csv"), (".parquet", "e.g. events.parquet"),
+                       ("x.parquet/", "ends in /")):
+        extra = ["--format", "csv"] if out == "x.parquet/" else []
+        run = cli("audit", "export", "--db", db, "--out", out, *extra)
+        assert run.code == 2 and run.stderr.startswith("error: ") and run.stderr.count("\n") == 1, run.stderr
+        assert words in run.stderr, (out, run.stderr)
+        assert list(work.iterdir()) == [], out
+    run = cli("audit", "export", "--db", db, "--out", "x.parquet/", "--json")
+    assert run.code == 0, run.stderr
+    assert (work / "x.parquet").is_dir()
+    assert sorted(p.name for p in (work / "x.parquet").iterdir()) == sorted(
+        ["events.parquet", "fills.parquet", "funding.parquet", "interest.parquet", "transfers.parquet",
+         "balances.parquet"])
+    data = run.json_lines()[0]
+    assert data["format"] == "parquet" and data["files"]["events"]["path"] == "x.parquet/events.parquet"
 
 
 def test_progress_goes_to_stderr_and_json_stays_clean(db: Path, tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,3 +60,54 @@ def test_verify_exits_1_naming_the_first_bad_event_and_checks_anchors(tmp_path: 
 def test_help_answers() -> None:
     run = ledger("--help")
     assert run.returncode == 0 and "audit" in run.stdout and "demo" in run.stdout
+
+
+def test_usage_errors_of_every_command_are_one_error_line_and_exit_2(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the parser refuses (a value of the wrong type, an unknown option or command, a missing option
+    or argument, an extra argument) was a multi-line box: now one `error: <option>: <what>` line on
+    stderr and exit 2, for commands and subcommands alike (the entry point, in process). `--help` and
+    the bare command still print the help; Ctrl-C exits 130 without a word."""
+    from ledger import cli
+
+    def main(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["ledger", *args])
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+        out, err = capsys.readouterr()
+        return int(done.value.code or 0), out, err
+
+    cases = [
+        (["backtest", "--days", "abc"], "error: --days: 'abc' is not a valid integer"),
+        (["backtest", "--seed", "x"], "error: --seed: 'x' is not a valid integer"),
+        (["backtest", "--days", "1.5"], "error: --days: '1.5' is not a valid integer"),
+        (["backtest", "--bogus"], "error: --bogus: no such option of `ledger backtest`"),
+        (["backtest", "--dayz", "2"], "error: --dayz: no such option of `ledger backtest`; did you mean"),
+        (["backtest", "--days"], "error: --days: requires an argument"),
+        (["replay", "state", "--at", "x"], "error: --at: 'x' is not a valid integer"),
+        (["replay", "diff", "a.db"], "error: b: missing (a required argument of `ledger replay diff`)"),
+        (["audit", "verify"], "error: --db: missing (a required option of `ledger audit verify`)"),
+        (["audit", "instruction", "--db", "x.db"], "error: ID: missing"),
+        (["audit", "events", "--db", "x.db", "--json=1"], "error: --json: does not take a value"),
+        (["strategies", "eth_basis", "extra"], "error: ledger strategies: got unexpected extra argument"),
+        (["summary", "--wide", "--db"], "error: --db: requires an argument"),
+        (["audit", "nothing"], "error: ledger audit: no such command 'nothing'"),
+        (["nothing"], "error: ledger: no such command 'nothing'"),
+    ]
+    for args, start in cases:
+        code, out, err = main(*args)
+        assert (code, out) == (2, ""), (args, out, err)
+        assert err.startswith(start) and err.count("\n") == 1, (args, err)
+    code, out, err = main("backtest", "--help")
+    assert code == 0 and "--days" in out and err == ""
+    code, out, _ = main("audit")
+    assert code == 2 and "verify" in out  # no arguments: the help, as before
+    monkeypatch.setenv("COLUMNS", "0")  # the help printed nothing at all: now 40 columns
+    code, out, err = main("audit", "--help")
+    assert code == 0 and "verify" in out and max(len(line) for line in out.splitlines()) <= 40, out
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ledger.app.Ledger.open", interrupted)
+    assert main("digest", "--db", "x.db") == (130, "", "")

@@ -4,9 +4,14 @@ prints its full-width layout with --wide, and prints clean JSON with --json (led
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import sqlite3
+import subprocess
+import sys
 from datetime import timedelta
+from decimal import Context
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -42,11 +47,14 @@ def cli(*args: str | Path, env: dict[str, str] | None = None) -> Run:
     return Run(result.exit_code, result.stdout, result.stderr)
 
 
-def narrow(*args: str | Path, code: int = 0) -> str:
-    """The command at COLUMNS=80: no line longer than 80 and nothing cut with an ellipsis."""
-    run = cli(*args, env=NARROW)
+def narrow(*args: str | Path, code: int = 0, width: int = 80) -> str:
+    """The command at COLUMNS=80 (or `width`): no line longer than that but a single word (a path, an id,
+    a digest: never broken, it stands whole on a line of its own) or the `digest: <hex>` line (never
+    wrapped), nothing cut with an ellipsis."""
+    run = cli(*args, env={"COLUMNS": str(width)})
     assert run.code == code, (args, run.stdout, run.stderr)
-    long = [line for line in run.stdout.splitlines() if len(line) > 80]
+    long = [line for line in run.stdout.splitlines()
+            if len(line) > width and len(line.split()) > 1 and not line.startswith("digest: ")]
     assert not long, (args, long)
     assert "…" not in run.stdout
     return run.stdout
@@ -88,6 +96,45 @@ def edited(live: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     con.commit()
     con.close()
     return copy
+
+
+BIG_FILL = D("10000000000000000000001")  # the second fill's price: 1e22 + 1
+FEE_A = D("10000000000000000000.123456789012345678")  # 38 digits: 0.1 % of a 1e22 notional, to the wei
+FEE_B = D("10000000000000000000.123456789012345679")
+
+
+def _big_log(path: Path, deposit: D, fee: D) -> None:
+    """A log beyond the default 28-digit Decimal context: `deposit` USDT at binance, then a buy of 1 ETH
+    at 1e22 and 2 ETH at 1e22 + 1, each with `fee` USDT, accepted with an ETH mark of 1e22."""
+    from aggregates.ids import client_order_id, instruction_id
+    from aggregates.session import Session
+    from aggregates.venue import VenueLedger
+    from ledger.app import Ledger, config_digest
+
+    config = '{"strategy":"big"}'
+    ledger = Ledger.open(path, create=True, synchronous="NORMAL")
+    ledger.start_session(Session.start("big", "backtest", config, config_digest(config), "scripted", "-", 0,
+                                       "test", T0))
+    venue = VenueLedger.open("main", "binance", "cex", T0)
+    venue.record_deposit("seed", "spot", "USDT", deposit, T0)
+    buy = instruction_id("big", 1)
+    venue.record_accepted(buy, {"kind": "BUY", "instrument": "ETH/USDT", "side": "buy", "amount": "3",
+                                "wallet": "spot"}, {"eth_usd_price": D("1e22")}, T0)
+    venue.record_submitted(buy, client_order_id(buy), T0)
+    venue.record_fill(buy, "t1", "spot", "ETH/USDT", "buy", D(1), D("1e22"), fee, "USDT", T0)
+    venue.record_fill(buy, "t2", "spot", "ETH/USDT", "buy", D(2), BIG_FILL, fee, "USDT", T0)
+    ledger.save(venue)
+    ledger.end_session("completed", T0)
+    ledger.close()
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two such logs: A (1e23 USDT deposited, fee FEE_A) and B (2e23, FEE_B)."""
+    folder = tmp_path_factory.mktemp("big")
+    _big_log(folder / "a.db", D("1e23"), FEE_A)
+    _big_log(folder / "b.db", D("2e23"), FEE_B)
+    return folder / "a.db", folder / "b.db"
 
 
 def test_summary_and_state_fit_80_columns_with_every_amount_whole(live: Path) -> None:
@@ -298,3 +345,71 @@ def test_strategies_fit_80_columns_and_wide_keeps_a_parameter_on_one_line() -> N
         for p in data["parameters"]:
             assert any(all(p[k] in line for k in ("name", "type", "default", "range", "meaning"))
                        for line in wide), (name, p)
+
+
+# ---- hostile widths and sizes ------------------------------------------------------------------------
+
+
+def _cap_memory() -> None:  # the child's address space: 512 MB (it needs about 70)
+    resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+
+def test_a_zero_or_tiny_width_prints_the_40_column_layout_and_ends(live: Path) -> None:
+    """COLUMNS=0 never ended (8.5 GB seen) and COLUMNS=5 split numbers over lines ("7.371" / "44799"):
+    a width below 40 prints exactly what COLUMNS=40 prints, every amount whole; at 40 no line is longer
+    but one word standing alone (an amount with 36 decimals) and the `digest:` line, never wrapped."""
+    def child(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ledger.cli", *map(str, args)],
+                              env={**os.environ, "COLUMNS": "0"}, capture_output=True, text=True,
+                              timeout=120, preexec_fn=_cap_memory, cwd=Path(__file__).resolve().parents[2])
+
+    zero = child("summary", "--db", live)
+    assert zero.returncode == 0, zero.stderr[-2000:]
+    absent = live.with_name("absent.db")
+    missing = child("summary", "--db", absent)  # its error line was not printed at all
+    assert missing.returncode == 2 and missing.stderr == f"error: no ledger database at {absent}\n"
+    forty = narrow("summary", "--db", live, width=40)
+    assert zero.stdout == forty
+    data = cli("summary", "--db", live, "--json").json()
+    words = forty.replace("│", " ").split()
+    for value in (*data["balances"].values(), *data["exposure"].values(), *data["pnl"].values()):
+        assert format(D(value), "f") in words, value
+    assert f"digest: {data['digest']}" in forty.splitlines()
+    for args in (["summary", "--db", live], ["strategies"], ["strategies", "eth_basis"],
+                 ["audit", "events", "--db", live, "--limit", "12"]):
+        expected = narrow(*args, width=40)
+        for width in ("0", "5", "39"):
+            assert cli(*args, env={"COLUMNS": width}).stdout == expected, (args, width)
+
+
+def test_amounts_beyond_28_digits_print_exactly_in_summary_state_and_diff(big: tuple[Path, Path]) -> None:
+    """A 1e23 balance with 18-decimal fees: `summary`, `replay state --at N` and `replay diff` crashed
+    (InvalidOperation rounding in the 28-digit default context) and `diff` would round B - A. Recorded
+    amounts print exactly; derived ones (equity, average entry) rounded half-even to 12 decimals."""
+    a, b = big
+    # By hand. A's USDT: 1e23 - 1e22 - 2 x (1e22 + 1) - 2 x FEE_A
+    #   = 7e22 - 2 - 20000000000000000000.246913578024691356
+    usdt_a = D("69979999999999999999997.753086421975308644")
+    usdt_b = D("169979999999999999999997.753086421975308642")  # 2e23 - 3e22 - 2 - 2 x FEE_B
+    wide = Context(prec=100)
+    assert usdt_a == wide.subtract(D("7e22") - 2, wide.multiply(2, FEE_A))
+    assert usdt_b == wide.subtract(D("17e22") - 2, wide.multiply(2, FEE_B))
+    # equity: USDT + 3 ETH at the 1e22 mark; 12 decimals of .753086421975|308644
+    equity_a, equity_b = "99979999999999999999997.753086421975", "199979999999999999999997.753086421975"
+    avg_entry = "10000000000000000000000.666666666667"  # (1e22 + 2 x (1e22 + 1)) / 3 = 1e22 + 2/3
+
+    data = cli("summary", "--db", a, "--json").json()
+    assert data["balances"]["USDT"] == str(usdt_a) and data["balances"]["ETH"] == "3"
+    assert data["equity"] == equity_a and data["positions"][0]["avg_entry"] == avg_entry
+    text = narrow("summary", "--db", a).replace("│", " ").split()
+    assert {str(usdt_a), avg_entry, equity_a} <= set(text)
+    events = cli("audit", "anchor", "--db", a).json()["events"]
+    state = cli("replay", "state", "--db", a, "--at", str(events), "--no-cache", "--json").json()
+    assert state["balances"]["binance"]["USDT"] == str(usdt_a) and state["equity"] == equity_a
+    assert equity_a in narrow("replay", "state", "--db", a, "--at", str(events), "--no-cache").split()
+
+    diff = " ".join(narrow("replay", "diff", a, b, code=1, width=200).replace("│", " ").split())
+    fees_a, fees_b = "20000000000000000000.246913578024691356", "20000000000000000000.246913578024691358"
+    assert f"USDT {fees_a} {fees_b} 0.000000000000000002" in diff  # summed exactly (28 digits: equal)
+    assert f"binance spot USDT {usdt_a} {usdt_b} 99999999999999999999999.999999999999999998" in diff
+    assert f"equity: A {equity_a}, B {equity_b}, B - A 100000000000000000000000.000000000000 USD" in diff

@@ -139,8 +139,11 @@ def test_render_console_prints_headline_and_tables() -> None:
     console = Console(record=True, width=120)
     render_console(_summary(), console, EQUITY)
     out = console.export_text()
-    assert ("eth-basis: equity 100,000.00 -> 101,234.50 USD (1.23%), APY 3.42%, max drawdown 1.49%, "
-            "1,200 events, 14 fills") in out
+    # The headline is console text: equity by the CLI's one number rule (positional, no separators, as
+    # recorded here: 100000 and 101234.5), percentages with 2 decimals: return 1234.5 / 100000 = 1.2345%,
+    # max drawdown 1500 / 100500 = 1.4925...%; counts plain.
+    assert ("eth-basis: equity 100000 -> 101234.5 USD (1.23%), APY 3.42%, max drawdown 1.49%, "
+            "1200 events, 14 fills") in out
     # The console tables follow the CLI's one rule (ledger.cli_output.number): amounts exact, positional,
     # without separators; derived numbers to 12 decimals. The report page keeps money and quantity.
     for text in ("Balances per venue", "49000.5", "10.5", "Positions", "ETH/USDT:USDT", "3001.5",
@@ -195,3 +198,35 @@ def test_render_console_prints_the_runs_notes_before_the_digest() -> None:
     assert " ".join(line.strip() for line in lines[at:at + 3]).startswith(
         "note: " + summary["notes"][0])
     assert lines[-1].startswith("digest: ") and at < len(lines) - 1
+
+
+def test_headline_prints_equity_as_the_tables_do_and_never_separates_thousands() -> None:
+    """The headline's equity follows the CLI's derived-number rule (positional, no separators, rounded
+    half-even to 12 decimals), not the page's money format; percentages keep 2 decimals, without
+    separators; the page keeps its money format."""
+    from ledger.report import headline
+
+    summary = {"strategy": "s", "initial_equity": D("1234567.1234567890125"), "apy": D("12.5"),
+               "final_equity": D("2469134.24691357802500001"), "events": 12345, "fills": 1000}
+    # final / initial - 1 = 1.0000000000000000000000...: a 100.00% return; APY 12.5 = 1250.00%.
+    assert headline(summary) == ("s: equity 1234567.123456789012 -> 2469134.246913578025 USD (100.00%), "
+                                 "APY 1250.00%, 12345 events, 1000 fills")
+
+
+def test_render_console_keeps_a_huge_equity_exact_and_the_digest_on_one_line() -> None:
+    """A 1e16 capital (more digits than the default 28-digit Decimal context holds with 12 decimals)
+    prints exactly, rounded to 12 decimals where derived; at 40 columns, and on a console narrower than
+    that, the last line is the whole `digest: <64 hex>` (grep '^digest:' finds it)."""
+    digest = "0123456789abcdef" * 4
+    summary = {**_summary(), "digest": digest, "initial_equity": D("10000000000000000"),
+               "final_equity": D("10000000000000037.6234567890123456789"),
+               "pnl": {"interest": D("37.6234567890123456789"), "total": D("37.6234567890123456789")}}
+    for width in (40, 5):
+        console = Console(record=True, width=width)
+        render_console(summary, console, EQUITY)
+        lines = console.export_text().splitlines()
+        assert lines[-1] == f"digest: {digest}", lines[-3:]
+        words = " ".join(lines).replace("│", " ").split()
+        assert "10000000000000000" in words and "10000000000000037.623456789012" in words  # headline
+        assert "37.623456789012" in words  # the P&L lines: derived, 12 decimals
+        assert all(len(line) <= 40 for line in lines[:-1]), [line for line in lines if len(line) > 40]
