@@ -144,6 +144,8 @@ class Param:
         """JSON text as its value (an object naming a key twice is refused); anything else unchanged."""
         if not isinstance(value, str):
             return value
+        if _depth(value) > MAX_JSON_DEPTH:  # refused before parsing: json's own limit is the stack's
+            raise self.fail(f"JSON nested too deeply in {_show(value)}")
         try:
             return json.loads(value, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_once)
         except _Twice as e:
@@ -249,6 +251,31 @@ def weights_json(weights: Mapping[str, Decimal]) -> str:
 
 def show_weights(weights: Mapping[str, Decimal]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(weights.items()))
+
+
+MAX_JSON_DEPTH = 8  # a parameter is a number, a list or an object of numbers: depth 1 or 2
+
+
+def _depth(text: str) -> int:
+    """How deep JSON text nests its arrays and objects (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def _show(value: Any) -> str:

@@ -307,3 +307,20 @@ def test_the_demo_hedges_on_whatever_perp_the_data_has() -> None:
     with pytest.raises(StrategyConfigError, match=r"^hedge_venues: no Bybit ETH perp data for .*; pass "
                                                   r"--param hedge_venues=binance$"):
         named.fit(available(("binance",)))
+
+
+def test_nesting_is_bounded_by_depth_not_by_the_stack() -> None:
+    """Nine levels are refused and the refusal does not depend on Python's recursion limit (another test
+    or library may have raised it, and then json.loads parses 5000 levels happily)."""
+    import sys
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        message = refused("eth_basis", hedge_split="[" * 5000 + "]" * 5000)
+    finally:
+        sys.setrecursionlimit(old)
+    assert message.startswith("hedge_split: JSON nested too deeply in ")
+    assert refused("eth_basis", hedge_split='{"binance": ' + "[" * 8 + "1" + "]" * 8 + "}").startswith(
+        "hedge_split: JSON nested too deeply")
+    assert "nested" not in refused("eth_basis", hedge_split='{"binance": [[1]]}')  # depth 3: typed refusal
