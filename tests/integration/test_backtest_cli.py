@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
@@ -188,27 +187,6 @@ def test_a_recorded_log_is_market_data_for_another_run(tmp_path: Path) -> None:
     a, b = json.loads(first.stdout), json.loads(again.stdout)
     assert (a["fills"], a["pnl"], a["final_equity"]) == (b["fills"], b["pnl"], b["final_equity"])
     assert "event log" in b["data_source"]
-
-
-def test_ledger_max_days_caps_the_window_notes_it_and_records_what_it_ran(tmp_path: Path) -> None:
-    """LEDGER_MAX_DAYS=2 shortens the default 90 synthetic days to 2 (2024-01-01 00:00 to 2024-01-03 00:00
-    inclusive), says so in the notes, and the rerun repeats it without the variable."""
-    capped = ledger("backtest", "--db", "cap.db", "--report", "rep", "--json", cwd=tmp_path,
-                    env={"LEDGER_MAX_DAYS": "2"})
-    assert capped.returncode == 0, capped.stderr
-    notes = json.loads(capped.stdout)["notes"]
-    assert any(n.startswith("LEDGER_MAX_DAYS=2: the window was shortened to 2024-01-01T00:00:00+00:00 → "
-                            "2024-01-03T00:00:00+00:00") for n in notes), notes
-    with sqlite3.connect(tmp_path / "cap.db") as con:
-        last = con.execute("SELECT max(json_extract(state, '$.ts_event')) FROM stored_events").fetchone()[0]
-    assert last == "2024-01-03T00:00:00Z"  # the session ends at the capped window's last hour
-    without = {k: v for k, v in os.environ.items() if k != "LEDGER_MAX_DAYS"}
-    rerun = subprocess.run([sys.executable, "-m", "ledger.cli", "replay", "rerun", "--db", "cap.db"],
-                           capture_output=True, text=True, cwd=tmp_path, env=without)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    _one_line_error(ledger("backtest", "--db", "x.db", cwd=tmp_path, env={"LEDGER_MAX_DAYS": "0"}),
-                    "LEDGER_MAX_DAYS", "'0'")
-    assert not (tmp_path / "x.db").exists()
 
 
 def test_bad_time_options_and_unknown_strategies_are_one_error_line(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""LEDGER_MAX_DAYS: bounded, ASCII, and never applied to a rerun (which repeats the recorded window)."""
+"""LEDGER_MAX_DAYS: caps a backtest window (noted, the capped window recorded), bounded, ASCII, and never
+applied to a rerun (which repeats the recorded window)."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +37,23 @@ def test_a_cap_in_range_is_read(value: str, cap: int | None, monkeypatch: pytest
     assert max_days() == cap
 
 
+def test_the_cap_shortens_the_run_says_so_and_a_rerun_repeats_the_recorded_window(tmp_path: Path) -> None:
+    """LEDGER_MAX_DAYS=2 shortens the default 90 synthetic days to 2 (2024-01-01 00:00 to 2024-01-03 00:00
+    inclusive) and says so in the notes; the rerun, under another cap (1), repeats the recorded two
+    days identically instead of shortening them again and calling the data changed."""
+    capped = ledger("backtest", "--db", "cap.db", "--report", "rep", "--json", cwd=tmp_path, max_days="2")
+    assert capped.returncode == 0, capped.stderr
+    notes = json.loads(capped.stdout)["notes"]
+    assert any(n.startswith("LEDGER_MAX_DAYS=2: the window was shortened to 2024-01-01T00:00:00+00:00 → "
+                            "2024-01-03T00:00:00+00:00") for n in notes), notes
+    with sqlite3.connect(tmp_path / "cap.db") as con:
+        last = con.execute("SELECT max(json_extract(state, '$.ts_event')) FROM stored_events").fetchone()[0]
+    assert last == "2024-01-03T00:00:00Z"  # the session ends at the capped window's last hour
+    rerun = ledger("replay", "rerun", "--db", "cap.db", cwd=tmp_path, max_days="1")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "identical" in rerun.stdout
+
+
 def test_a_bad_cap_is_one_line_from_the_cli_and_writes_nothing(tmp_path: Path) -> None:
     run = ledger("backtest", "--days", "5", "--db", "m.db", "--report", "m-rep", cwd=tmp_path,
                  max_days="99999999999999999999")
@@ -41,15 +61,3 @@ def test_a_bad_cap_is_one_line_from_the_cli_and_writes_nothing(tmp_path: Path) -
     assert run.stderr.startswith("error: LEDGER_MAX_DAYS: expected a whole number of days from 1 to 36500")
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
-def test_a_rerun_repeats_the_recorded_window_whatever_the_cap_says(tmp_path: Path) -> None:
-    """Recorded with a 2-day cap, rerun under a 1-day cap: identical, not 'data changed'. Recorded
-    without a cap (5 days), rerun under a 1-day cap: identical too."""
-    for name, cap in (("capped.db", "2"), ("full.db", None)):
-        run = ledger("backtest", "--days", "5", "--db", name, "--report", f"{name}-rep", cwd=tmp_path,
-                     max_days=cap)
-        assert run.returncode == 0, run.stderr
-        rerun = ledger("replay", "rerun", "--db", name, cwd=tmp_path, max_days="1")
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert "identical" in rerun.stdout
