@@ -33,6 +33,21 @@ DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 CEX = ("binance", "bybit", "okx")
 
 
+MAX_DEPTH = 32  # tables and arrays in a config: a handful of levels at most
+
+
+def depth(value: Any) -> int:
+    """How deep tables and arrays nest in a parsed config (iteratively: no recursion)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        node, level = todo.pop()
+        if isinstance(node, Mapping | list | tuple):
+            deepest = max(deepest, level + 1)
+            children = node.values() if isinstance(node, Mapping) else node
+            todo.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def load_config(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> dict[str, Any]:
     """A plain dict of the configuration; a TOML path is read; live keys fall back to the environment."""
     if config is None:
@@ -49,6 +64,8 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str] | None) -> di
             raise ConfigError("config", f"cannot read {path}: {e}") from None
         except RecursionError:
             raise ConfigError("config", f"cannot read {path}: nested too deeply") from None
+        if depth(data) > MAX_DEPTH:  # refused by depth, not by the stack (its limit can be raised)
+            raise ConfigError("config", f"cannot read {path}: nested too deeply (over {MAX_DEPTH} levels)")
     for key in LIVE_KEYS:
         if key not in data and os.environ.get(key.upper()):
             data[key] = os.environ[key.upper()]

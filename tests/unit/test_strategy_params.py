@@ -324,3 +324,23 @@ def test_nesting_is_bounded_by_depth_not_by_the_stack() -> None:
     assert refused("eth_basis", hedge_split='{"binance": ' + "[" * 8 + "1" + "]" * 8 + "}").startswith(
         "hedge_split: JSON nested too deeply")
     assert "nested" not in refused("eth_basis", hedge_split='{"binance": [[1]]}')  # depth 3: typed refusal
+
+
+def test_a_config_nested_too_deeply_is_refused_by_depth_not_by_the_stack(tmp_path: Any) -> None:
+    """With a raised recursion limit tomllib parses 5000 nested arrays; the depth check still refuses."""
+    import sys
+
+    from executors.costs import ConfigError
+    from ledger.config import load_config
+
+    path = tmp_path / "deep.toml"
+    path.write_text("[strategy_params]\nhedge_split = " + "[" * 5000 + "]" * 5000 + "\n")
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        with pytest.raises(ConfigError, match="nested too deeply"):
+            load_config(path)
+    finally:
+        sys.setrecursionlimit(old)
+    (tmp_path / "ok.toml").write_text('[transfers.networks.binance]\nETH = "ETH"\n')
+    assert load_config(tmp_path / "ok.toml")["transfers"]["networks"]["binance"] == {"ETH": "ETH"}
