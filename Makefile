@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_DB ?= demo-ledger.db
+TEST_WORKERS ?= 2  # pytest-xdist workers; a file's tests stay on one worker, in order
 
 .PHONY: install demo test test-fast lint typecheck bench clean
 
@@ -22,10 +23,10 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check aggregates projections executors replays ledger
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check aggregates projections executors replays ledger tests

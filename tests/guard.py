@@ -46,12 +46,8 @@ SYSTEM = ("/dev", "/proc", "/sys", "/etc", "/usr", "/lib", "/lib64", "/bin", "/s
           "/var/run", "/var/cache/fontconfig", "/nix")
 
 
-SYSTEM_TMP = tempfile.gettempdir()
-FONT_CACHE = os.path.join(SYSTEM_TMP, "execution-ledger-matplotlib")  # kept across runs: built once
-
-
-def _roots(session_tmp: str) -> tuple[str, ...]:
-    places = {str(REPO), session_tmp, FONT_CACHE, *SYSTEM}
+def _roots(session_tmp: str, font_cache: str) -> tuple[str, ...]:
+    places = {str(REPO), session_tmp, font_cache, *SYSTEM}
     places |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     places |= {p for p in sysconfig.get_paths().values() if p}
     places |= set(site.getsitepackages()) | {site.getusersitepackages()}
@@ -145,21 +141,31 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
 
 _installed = False
 session_tmp = ""
+owner = False  # whether this process made the session's temporary folder (and so removes it)
+SESSION_VAR = "LEDGER_TEST_SESSION_TMP"  # inherited by xdist workers and pytest runs inside a test
 
 
 def install(rootdir: Path = REPO) -> None:
     """Give the session its own temporary folder and add the audit hook, once per process (hooks
     cannot be removed; the flag keeps it single). `rootdir` (pytest's; the repository in a normal run)
     is allowed too."""
-    global _installed, session_tmp, ROOTS
+    global _installed, session_tmp, ROOTS, owner
     if _installed:
         return
-    session_tmp = os.path.realpath(tempfile.mkdtemp(prefix="execution-ledger-tests-"))
+    # matplotlib keeps its font cache in the home folder unless told otherwise: one in the system's
+    # temporary folder, kept across runs (built once); workers inherit the setting
+    font_cache = os.environ.setdefault(
+        "MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), "execution-ledger-matplotlib"))
+    inherited = os.environ.get(SESSION_VAR, "")
+    if inherited and os.path.isdir(inherited):  # a worker, or a pytest run by a test: the same folder
+        session_tmp = inherited
+    else:
+        session_tmp = os.path.realpath(tempfile.mkdtemp(prefix="execution-ledger-tests-"))
+        os.environ[SESSION_VAR] = session_tmp
+        owner = True
     tempfile.tempdir = session_tmp
     os.environ["TMPDIR"] = session_tmp
-    # matplotlib keeps its font cache in the home folder unless told otherwise
-    os.environ.setdefault("MPLCONFIGDIR", FONT_CACHE)
-    ROOTS = tuple(sorted({*_roots(session_tmp), str(rootdir.resolve())}))
+    ROOTS = tuple(sorted({*_roots(session_tmp, font_cache), str(rootdir.resolve())}))
     sys.addaudithook(_hook)
     _installed = True
 
@@ -189,7 +195,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print("\nerror: paths outside the repository were used after the last test (tests/guard.py): "
               + "; ".join(found), file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if session.exitstatus == pytest.ExitCode.OK and session_tmp:
+    if session.exitstatus == pytest.ExitCode.OK and session_tmp and owner:
         shutil.rmtree(session_tmp, ignore_errors=True)
 
 

@@ -117,7 +117,7 @@ def test_a_read_outside_while_collecting_stops_the_run(tmp_path: Path) -> None:
         (REPO / ".venv" / "lib", True),
         (Path(sys.base_prefix) / "lib", True),
         (Path(guard.session_tmp) / "anything", True),
-        (Path(guard.SYSTEM_TMP) / "not-this-sessions-folder", False),
+        (Path(guard.session_tmp).parent / "not-this-sessions-folder", False),
         (REPO.parent / "shared" / "data" / "seed", False),
         (REPO / ".." / "shared", False),
         (Path("/home") / "someone" / "data.csv", False),
