@@ -6,13 +6,16 @@ Formats are recognised by their first line; see `KLINE_FORMATS` and `FUNDING_FOR
 from __future__ import annotations
 
 import csv
-import decimal
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
+from itertools import compress, count
+from operator import lt
 from pathlib import Path
 
+from ledger.marketdata.bounds import FUNDING, PRICE, VOLUME, Bound, OutOfBounds
 from ledger.marketdata.frame import DataError, FundingPoint
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -28,6 +31,15 @@ KLINE_FORMATS = {
 FUNDING_FORMATS = {
     "raw": "calc_time(ms),funding_interval_hours,last_funding_rate",
     "normalized": "funding_timestamp(ISO),funding_rate[,symbol,source]",
+}
+# The header of each (kind, format): its columns, and whether more columns may follow them.
+HEADERS = {
+    ("kline", "raw"): (RAW_KLINE, False),
+    ("kline", "normalized"): (("timestamp", "open", "high", "low", "close"), True),
+    ("kline", "date"): (("date", "open", "high", "low", "close"), False),
+    ("kline", "open_close"): (("open_time_ms", "iso_utc", "open", "close"), False),
+    ("funding", "raw"): (("calc_time", "funding_interval_hours", "last_funding_rate"), False),
+    ("funding", "normalized"): (("funding_timestamp", "funding_rate"), True),
 }
 MARKETS = ("spot", "perp")
 
@@ -65,15 +77,6 @@ class _Reader:
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise DataError(f"{self.path}: line {self.line + 1}: cannot read: {e}") from None
 
-    def number(self, text: str, column: str) -> Decimal:
-        try:
-            value = Decimal(text)
-        except decimal.InvalidOperation:
-            raise self.fail(f"{column}: expected a number, got {text!r}") from None
-        if not value.is_finite():
-            raise self.fail(f"{column}: expected a finite number, got {text!r}")
-        return value
-
     def epoch(self, text: str, column: str, unit: str = "auto") -> datetime:
         text = text.strip()
         if not (text.isascii() and text.isdigit()):
@@ -97,30 +100,89 @@ class _Reader:
             raise self.fail(f"expected {n} columns, got {len(row)}")
 
 
+class _Columns:
+    """Some columns of a file's rows, kept as text while the rows are read and then read a whole column at
+    a time against each column's bound (`Bound.read_all`)."""
+
+    def __init__(self, reader: _Reader, columns: Mapping[str, tuple[int, Bound]]) -> None:
+        self.reader = reader
+        self.names = list(columns)
+        self.bounds = [bound for _position, bound in columns.values()]
+        self.texts: list[list[str]] = [[] for _ in columns]  # per column: strings, nothing gc tracks
+        self.picks = [(texts.append, position)
+                      for texts, (position, _bound) in zip(self.texts, columns.values(), strict=True)]
+        self.lines: list[int] = []
+
+    def add(self, row: list[str]) -> None:
+        for append, position in self.picks:
+            append(row[position])
+        self.lines.append(self.reader.line)
+
+    def fail(self, index: int, message: str) -> DataError:
+        """An error naming the line of the `index`th row."""
+        self.reader.line = self.lines[index]
+        return self.reader.fail(message)
+
+    def read(self) -> dict[str, list[Decimal]]:
+        """Each column as Decimals inside its bound; the error names the first bad cell (earliest line,
+        then column)."""
+        out: dict[str, list[Decimal]] = {}
+        errors: list[tuple[int, int, str]] = []
+        for order, (name, bound, column) in enumerate(zip(self.names, self.bounds, self.texts, strict=True)):
+            try:
+                out[name] = bound.read_all(column)
+            except OutOfBounds as e:
+                errors.append((e.index, order, f"{name}: {e}"))
+        if errors:
+            index, _order, message = min(errors)
+            raise self.fail(index, message)
+        return out
+
+
 def _header(row: list[str]) -> tuple[str, ...]:
     return tuple(cell.strip().lower() for cell in row)
+
+
+def _format(head: tuple[str, ...], kind: str) -> str | None:
+    for (of, name), (columns, more) in HEADERS.items():
+        if of == kind and (head == columns or (more and head[: len(columns)] == columns)):
+            return name
+    return None
 
 
 def kline_format(first: list[str]) -> str | None:
     """The kline format named by a file's first row ("raw", "normalized", "date", "open_close") or None."""
     head = _header(first)
-    if (head[0].isascii() and head[0].isdigit()) or head == RAW_KLINE:
-        return "raw"
-    if head[:5] == ("timestamp", "open", "high", "low", "close"):
-        return "normalized"
-    if head == ("date", "open", "high", "low", "close"):
-        return "date"
-    if head == ("open_time_ms", "iso_utc", "open", "close"):
-        return "open_close"
-    return None
+    if head[0].isascii() and head[0].isdigit():
+        return "raw"  # a headerless raw archive
+    return _format(head, "kline")
+
+
+def header_problem(first: list[str], kinds: tuple[str, ...] = ("kline", "funding")) -> str:
+    """Why `first` is no header of `kinds`, naming the first missing column of the closest known header."""
+    head = _header(first)
+
+    def closeness(item: tuple[tuple[str, str], tuple[tuple[str, ...], bool]]) -> tuple[bool, Fraction]:
+        columns = item[1][0]  # the time column comes first and tells the formats apart best
+        return head[:1] == columns[:1], Fraction(len(set(columns) & set(head)), len(columns))
+
+    (kind, name), (columns, more) = max(((k, v) for k, v in HEADERS.items() if k[0] in kinds), key=closeness)
+    shown = ",".join(columns) + (",…" if more else "")
+    missing = [c for c in columns if c not in head]
+    if len(missing) == len(columns):
+        known = "; ".join(f"{kind} {text}" for kind, formats in (("kline", KLINE_FORMATS),
+                          ("funding", FUNDING_FORMATS)) if kind in kinds for text in formats.values())
+        return f"unknown {' or '.join(kinds)} header {','.join(first)!r} (known: {known})"
+    if missing:
+        return f"{missing[0]}: column missing (a {name} {kind} header is {shown}), got {','.join(first)!r}"
+    return f"a {name} {kind} header is {shown} in this order, got {','.join(first)!r}"
 
 
 def _kline_format(first: list[str], reader: _Reader) -> tuple[str, bool, dict[str, int]]:
     """(format, has header, column positions) from the first row."""
     kind = kline_format(first)
     if kind is None:
-        known = "; ".join(KLINE_FORMATS.values())
-        raise reader.fail(f"unknown kline header {','.join(first)!r} (known: {known})")
+        raise reader.fail(header_problem(first, ("kline",)))
     if kind == "raw":
         headerless = _header(first) != RAW_KLINE
         if headerless:
@@ -141,16 +203,28 @@ def load_klines(path: str | Path, market: str) -> list[Kline]:
     kind, has_header, col = _kline_format(first, reader)
     body = rows if has_header else _chain(first, rows)
     width = len(first)
-    out: list[Kline] = []
+    bounds: dict[str, tuple[int, Bound]] = {
+        name: (col[name], PRICE) for name in ("open", "high", "low", "close") if name in col}
+    if "volume" in col:
+        bounds["volume"] = (col["volume"], VOLUME)
+    cells = _Columns(reader, bounds)
+    times: list[datetime] = []
     for row in body:
         reader.width(row, width)
-        out.append(_kline(kind, row, col, reader))
-        if len(out) > 1 and out[-1].open_time <= out[-2].open_time:
-            raise reader.fail(f"time {out[-1].open_time.isoformat()} is not after "
-                              f"{out[-2].open_time.isoformat()}")
-    if not out:
+        ts = _kline_time(kind, row, col, reader)
+        if times and ts <= times[-1]:
+            raise reader.fail(f"time {ts.isoformat()} is not after {times[-1].isoformat()}")
+        times.append(ts)
+        cells.add(row)
+    if not times:
         raise DataError(f"{path}: no {market} candles after the header")
-    return out
+    v = cells.read()
+    none: list[Decimal | None] = [None] * len(times)
+    if "high" in v:
+        for i in compress(count(), map(lt, v["high"], v["low"])):  # the first candle with high < low
+            raise cells.fail(i, f"high: {v['high'][i]} is below low {v['low'][i]}")
+    return list(map(Kline, times, v["open"], v.get("high", none), v.get("low", none), v["close"],
+                    v.get("volume", none)))
 
 
 def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
@@ -158,32 +232,22 @@ def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
     yield from rest
 
 
-def _kline(kind: str, row: list[str], col: dict[str, int], r: _Reader) -> Kline:
+def _kline_time(kind: str, row: list[str], col: dict[str, int], r: _Reader) -> datetime:
     if kind == "open_close":
         ts = r.epoch(row[col["open_time_ms"]], "open_time_ms", unit="ms")
         stated = r.iso(row[col["iso_utc"]], "iso_utc")
         if stated != ts:
             raise r.fail(f"open_time_ms {ts.isoformat()} disagrees with iso_utc {stated.isoformat()}")
-        return Kline(ts, r.number(row[col["open"]], "open"), None, None, r.number(row[col["close"]], "close"))
+        return ts
     if kind == "raw":
-        ts = r.epoch(row[col["open_time"]], "open_time")
-    elif kind == "normalized":
-        ts = r.iso(row[col["timestamp"]], "timestamp")
-    else:
-        ts = r.iso(row[col["date"]], "date")
-    volume = r.number(row[col["volume"]], "volume") if "volume" in col else None
-    return Kline(ts, r.number(row[col["open"]], "open"), r.number(row[col["high"]], "high"),
-                 r.number(row[col["low"]], "low"), r.number(row[col["close"]], "close"), volume)
+        return r.epoch(row[col["open_time"]], "open_time")
+    name = "timestamp" if kind == "normalized" else "date"
+    return r.iso(row[col[name]], name)
 
 
 def funding_format(first: list[str]) -> str | None:
     """"raw" or "normalized" when `first` is a funding header, else None."""
-    head = _header(first)
-    if head == ("calc_time", "funding_interval_hours", "last_funding_rate"):
-        return "raw"
-    if head[:2] == ("funding_timestamp", "funding_rate"):
-        return "normalized"
-    return None
+    return _format(_header(first), "funding")
 
 
 def load_funding(path: str | Path, venue: str = "binance", base: str = "ETH") -> list[FundingPoint]:
@@ -195,30 +259,42 @@ def load_funding(path: str | Path, venue: str = "binance", base: str = "ETH") ->
         raise DataError(f"{path}: empty file (no funding rates)")
     kind = funding_format(first)
     if kind is None:
-        raise reader.fail(f"unknown funding header {','.join(first)!r} "
-                          f"(known: {'; '.join(FUNDING_FORMATS.values())})")
+        raise reader.fail(header_problem(first, ("funding",)))
     width = len(first)
-    out: list[FundingPoint] = []
+    name, position = ("last_funding_rate", 2) if kind == "raw" else ("funding_rate", 1)
+    cells = _Columns(reader, {name: (position, FUNDING)})
+    times: list[datetime] = []
     for row in rows:
         reader.width(row, width)
         if kind == "raw":
             ts = reader.epoch(row[0], "calc_time", unit="ms")
             if not (row[1].strip().isascii() and row[1].strip().isdigit()):
                 raise reader.fail(f"funding_interval_hours: expected whole hours, got {row[1]!r}")
-            rate = reader.number(row[2], "last_funding_rate")
         else:
-            ts, rate = reader.iso(row[0], "funding_timestamp"), reader.number(row[1], "funding_rate")
-        if out and ts <= out[-1].ts:
-            raise reader.fail(f"time {ts.isoformat()} is not after {out[-1].ts.isoformat()}")
-        out.append(FundingPoint(ts, venue, base.upper(), rate))
-    if not out:
+            ts = reader.iso(row[0], "funding_timestamp")
+        if times and ts <= times[-1]:
+            raise reader.fail(f"time {ts.isoformat()} is not after {times[-1].isoformat()}")
+        times.append(ts)
+        cells.add(row)
+    if not times:
         raise DataError(f"{path}: no funding rates after the header")
-    return out
+    rates = cells.read()[name]
+    return [FundingPoint(ts, venue, base.upper(), rate) for ts, rate in zip(times, rates, strict=True)]
 
 
 def sniff(path: str | Path) -> list[str] | None:
     """The first non-empty row of a CSV file, or None when it has none."""
-    rows = _Reader(path).rows()
+    return _first(_Reader(path))
+
+
+def header_error(path: str | Path) -> DataError:
+    """The error for a file whose first row is neither a kline nor a funding header (file, line, column)."""
+    reader = _Reader(path)
+    return reader.fail(header_problem(_first(reader) or [""]))
+
+
+def _first(reader: _Reader) -> list[str] | None:
+    rows = reader.rows()
     try:
         return next(rows, None)
     finally:

@@ -15,7 +15,14 @@ from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path, PurePosixPath
 
-from ledger.marketdata.binance import funding_format, kline_format, load_funding, load_klines, sniff
+from ledger.marketdata.binance import (
+    funding_format,
+    header_error,
+    kline_format,
+    load_funding,
+    load_klines,
+    sniff,
+)
 from ledger.marketdata.frame import DataError, FundingPoint, MarketData
 
 HOUR = timedelta(hours=1)
@@ -103,8 +110,8 @@ def load_folder(
             market = _market_of(rel)
             s = series.setdefault((market, _base_of(rel)), _Series())
             _merge_klines(s, p, rel, market, root)
-        else:
-            notes.append(f"skipped {rel}: not a kline or funding file")
+        else:  # a CSV that is neither is refused: a damaged header must not silently drop a series
+            raise header_error(p)
     if not series and not funding:
         raise DataError(f"{root}: no kline or funding files found")
     lo, hi = _window(root, series, funding, start, end)

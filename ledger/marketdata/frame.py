@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from aggregates.errors import LedgerError
+from aggregates.errors import DataError
 from aggregates.values import MONEY
 
 DIGEST_VERSION = "market-data/1"
 
-
-class DataError(LedgerError):
-    """Market data that cannot be used as given; the message names the file (or source) and line or time."""
+__all__ = ["DIGEST_VERSION", "DataError", "FundingPoint", "MarketData", "canonical_decimal",
+           "canonical_digest", "canonical_time"]
 
 
 @dataclass(frozen=True, slots=True)

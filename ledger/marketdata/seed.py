@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from ledger.marketdata.bounds import FUNDING, POSITIVE_RATE, PRICE, RATE, Bound
 from ledger.marketdata.frame import DataError, FundingPoint, MarketData
 from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, read_table
 
@@ -132,6 +133,16 @@ class Series:
     value_col: str
     cadence: timedelta = HOUR
     shift: timedelta = NO_SHIFT
+
+    @property
+    def bound(self) -> Bound:
+        """Prices (`*_price`) are prices; AAVE indexes, staking exchange rates and gas prices positive
+        rates; APYs and APRs signed rates."""
+        if self.key.endswith("_price"):
+            return PRICE
+        if self.key.endswith(("_index", "_eth_rate")) or self.key == "gas_price_gwei":
+            return POSITIVE_RATE
+        return RATE
 
 
 def parse_needs(needs: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -240,7 +251,7 @@ def _funding(root: Path, base: str, venue: str, lo: datetime, hi: datetime, star
              end: datetime) -> list[FundingPoint]:
     """Settlements on the 00/08/16 UTC grid in [lo, hi); funding gaps always fail (none is invented)."""
     rel, (time_col, col) = VENUE_FILES[("funding", base, venue)], COLUMNS["funding"]
-    table = read_table(root, rel, time_col, (col,), lo, hi, to_minute=True)
+    table = read_table(root, rel, time_col, {col: FUNDING}, lo, hi, to_minute=True)
     first = _floor(lo, FUNDING_EVERY)
     first = first if first == lo else first + FUNDING_EVERY
     stamps = [first + i * FUNDING_EVERY for i in range(max(0, -(-(hi - first) // FUNDING_EVERY)))]
@@ -291,18 +302,16 @@ def load_seed(
     hi = times[-1] + HOUR
     notes: list[str] = []
     tables: dict[tuple[str, str, timedelta, timedelta], tuple[Table, list[str]]] = {}
-    by_file: dict[tuple[str, str, timedelta, timedelta], list[str]] = {}
+    by_file: dict[tuple[str, str, timedelta, timedelta], dict[str, Bound]] = {}
     for s in series:
-        cols = by_file.setdefault((s.rel, s.time_col, s.cadence, s.shift), [])
-        if s.value_col not in cols:
-            cols.append(s.value_col)
-    for (rel, time_col, cadence, shift), cols in by_file.items():
-        table = read_table(root, rel, time_col, cols, _floor(times[0], cadence), hi, shift)
+        by_file.setdefault((s.rel, s.time_col, s.cadence, s.shift), {}).setdefault(s.value_col, s.bound)
+    for (rel, time_col, cadence, shift), bounds in by_file.items():
+        table = read_table(root, rel, time_col, bounds, _floor(times[0], cadence), hi, shift)
         off_grid = sorted(t for t in table.rows if _floor(t, cadence) != t)
         if off_grid:  # a row between the file's steps would otherwise be silently unused
             raise DataError(f"{table.path}: row at {off_grid[0].isoformat()} is not on the file's "
                             f"{'hourly' if cadence == HOUR else 'daily 00:00'} grid")
-        tables[(rel, time_col, cadence, shift)] = (table, cols)
+        tables[(rel, time_col, cadence, shift)] = (table, list(bounds))
     columns: dict[str, list[Decimal]] = {}
     for s in series:
         table, cols = tables[(s.rel, s.time_col, s.cadence, s.shift)]
@@ -411,7 +420,7 @@ def _unavailable(root: Path, market: str, base: str, venue: str, times: list[dat
         return None, False
     rel = VENUE_FILES[(market, base, venue)]
     time_col, col = TIME_COLUMN.get(rel, COLUMNS[market][0]), COLUMNS[market][1]
-    table = read_table(root, rel, time_col, (col,), times[0], hi)
+    table = read_table(root, rel, time_col, {col: PRICE}, times[0], hi)
     if table.first > times[0] or table.last < times[-1]:
         return f"{rel} covers {_stamp(table.first)} → {_stamp(table.last)}", False
     gap = stale(times, table.rows.keys(), table.before[0] if table.before else None)

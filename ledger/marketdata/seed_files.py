@@ -8,15 +8,15 @@ Paths are relative to the seed data folder (`root`, the repository's `data/`), w
 from __future__ import annotations
 
 import csv
-import decimal
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ledger.marketdata.bounds import Bound
 from ledger.marketdata.frame import DataError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,21 +84,19 @@ class Table:
     after: datetime | None = None
 
 
-def _number(text: str, path: Path, line: int, column: str) -> Decimal:
+def _number(text: str, path: Path, line: int, column: str, bound: Bound) -> Decimal:
     try:
-        value = Decimal(text)
-    except decimal.InvalidOperation:
-        raise DataError(f"{path}: line {line}: {column}: expected a number, got {text!r}") from None
-    if not value.is_finite():
-        raise DataError(f"{path}: line {line}: {column}: expected a finite number, got {text!r}")
-    return value
+        return bound.read(text)
+    except ValueError as e:
+        raise DataError(f"{path}: line {line}: {column}: {e}") from None
 
 
 def read_table(
-    root: Path, rel: str, time_col: str, value_cols: Sequence[str], lo: datetime, hi: datetime,
+    root: Path, rel: str, time_col: str, value_cols: Mapping[str, Bound], lo: datetime, hi: datetime,
     shift: timedelta = NO_SHIFT, to_minute: bool = False,
 ) -> Table:
-    """Read `rel` (skipping `#` comment lines and a BOM); numbers are parsed only for the rows used.
+    """Read `rel` (skipping `#` comment lines and a BOM); numbers are parsed, and checked against their
+    column's bound in `value_cols`, only for the rows used.
 
     A time repeated with equal values is one row; with different values it is a DataError naming both
     lines. `shift` is added to every time; `to_minute` drops seconds (funding stamps a few ms late).
@@ -145,7 +143,8 @@ def read_table(
                 if ts >= hi:
                     after = ts if after is None or ts < after else after
                     continue
-                values = tuple(_number(row[i], path, line, c) for i, c in zip(vi, value_cols, strict=True))
+                values = tuple(_number(row[i], path, line, c, b)
+                               for i, (c, b) in zip(vi, value_cols.items(), strict=True))
                 seen = rows.get(ts)
                 if seen is None:
                     rows[ts], lines[ts] = values, line
@@ -161,7 +160,8 @@ def read_table(
     parsed = None
     if before is not None:
         ts, texts, line = before
-        parsed = (ts, tuple(_number(t, path, line, c) for t, c in zip(texts, value_cols, strict=True)))
+        parsed = (ts, tuple(_number(t, path, line, c, b)
+                            for t, (c, b) in zip(texts, value_cols.items(), strict=True)))
     return Table(path, first, last, rows, parsed, after)
 
 

@@ -263,13 +263,11 @@ def test_folder_equal_overlap_and_hints(tmp_path: Path) -> None:
     write(tmp_path, "x/ETHUSDT_spot_copy.csv", SPOT.replace(",100\n", ",100.000\n"))
     write(tmp_path, "x/ETHUSDT_perp.csv", PERP)
     write(tmp_path, "x/BTCUSDT_spot.csv", SPOT)
-    write(tmp_path, "x/notes.csv", "a,b\n1,2\n")
     data = load_folder(tmp_path, venue="bybit")
     assert len(data.times) == 6
     assert data.rows[0] == {"bybit_btc_spot_price": D(100), "btc_usd_price": D(100),
                             "bybit_eth_perp_price": D(101), "bybit_eth_spot_price": D(100),
                             "eth_usd_price": D(100)}
-    assert "skipped x/notes.csv: not a kline or funding file" in data.notes
     assert "no BTC perp candles in the folder" in data.notes
     assert "no ETH funding files in the folder" in data.notes
 
