@@ -44,14 +44,19 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _corrupt(clean: Path, into: Path, rel: str, line: int, column: int, text: str) -> Path:
-    """A copy of the clean folder with cell (line, column) of `rel` (both counted from 1) set to `text`."""
-    folder = into / "data"
-    shutil.copytree(clean, folder)
-    lines = (folder / rel).read_text().splitlines()
+def _set(lines: list[str], line: int, column: int, text: str) -> None:
+    """Cell (line, column) of CSV `lines` (both counted from 1) set to `text`."""
     cells = lines[line - 1].split(",")
     cells[column - 1] = text
     lines[line - 1] = ",".join(cells)
+
+
+def _corrupt(clean: Path, into: Path, rel: str, line: int, column: int, text: str) -> Path:
+    """A copy of the clean folder with cell (line, column) of `rel` set to `text`."""
+    folder = into / "data"
+    shutil.copytree(clean, folder)
+    lines = (folder / rel).read_text().splitlines()
+    _set(lines, line, column, text)
     (folder / rel).write_text("\n".join(lines) + "\n")
     return folder
 
@@ -183,9 +188,7 @@ def _seed(tmp_path: Path, rel: str, rows: int, line: int, column: str, text: str
     root = tmp_path / "data"
     lines = (DATA / rel).read_text().splitlines()[: rows + 1]
     if text is not None:
-        cells = lines[line - 1].split(",")
-        cells[lines[0].split(",").index(column)] = text
-        lines[line - 1] = ",".join(cells)
+        _set(lines, line, lines[0].split(",").index(column) + 1, text)
     (root / rel).parent.mkdir(parents=True)
     (root / rel).write_text("\n".join(lines) + "\n")
     return root
