@@ -38,7 +38,7 @@ from pathlib import Path
 
 from ledger.marketdata.bounds import FUNDING, POSITIVE_RATE, PRICE, RATE, Bound
 from ledger.marketdata.frame import DataError, FundingPoint, MarketData
-from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, Table, read_table
+from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, BadValue, Table, read_table
 
 HOUR, DAY, FUNDING_EVERY = timedelta(hours=1), timedelta(days=1), timedelta(hours=8)
 ETH_SPOT, BTC_SPOT, ETH_PERP, BTC_PERP = "eth_spot", "btc_spot", "eth_perp", "btc_perp"
@@ -415,6 +415,8 @@ def _unavailable(root: Path, market: str, base: str, venue: str, times: list[dat
     if market == "funding":
         try:
             _funding(root, base, venue, times[0], hi, start, end)
+        except BadValue:
+            raise  # a lying rate is refused, not taken for a venue without data
         except DataError as e:
             return str(e), False
         return None, False

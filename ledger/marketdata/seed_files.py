@@ -84,11 +84,15 @@ class Table:
     after: datetime | None = None
 
 
+class BadValue(DataError):
+    """A cell that is no number or outside its column's bound: the file lies, whatever the window."""
+
+
 def _number(text: str, path: Path, line: int, column: str, bound: Bound) -> Decimal:
     try:
         return bound.read(text)
     except ValueError as e:
-        raise DataError(f"{path}: line {line}: {column}: {e}") from None
+        raise BadValue(f"{path}: line {line}: {column}: {e}") from None
 
 
 def read_table(

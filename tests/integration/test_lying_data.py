@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from aggregates.errors import DataError, LedgerError
-from ledger.marketdata import load_folder, load_seed
+from ledger.marketdata import availability, load_folder, load_seed
 from ledger.marketdata.bounds import FUNDING, PRICE
 from tests.paths import BINANCE, DATA
 
@@ -214,3 +214,14 @@ def test_the_seed_loader_refuses_the_same_lies(
     assert str(error.value).startswith(f"{root / rel}: {says}"), str(error.value)
     clean = _seed(tmp_path / "clean", rel, rows, line, column, None)
     assert len(load_seed(clean, START, END, [need]).times) == 48  # the same slice, uncorrupted, loads
+
+
+def test_seed_availability_refuses_a_lying_funding_rate_instead_of_dropping_the_venue(tmp_path: Path) -> None:
+    """Which venues serve a window (`availability`, asked before a seed backtest loads) counts a venue
+    whose funding file lacks a settlement as missing; a rate outside the band is refused instead, so the
+    run does not quietly go on without that venue."""
+    root = _seed(tmp_path, SEED_FUNDING, 8, 4, "funding_rate", "1e999999")
+    with pytest.raises(DataError, match=r"line 4: funding_rate: a funding rate \(per interval\) must be"):
+        availability(root, START, END, ["funding_eth"])
+    clean = _seed(tmp_path / "clean", SEED_FUNDING, 8, 4, "funding_rate", None)
+    assert availability(clean, START, END, ["funding_eth"]).venues["funding_eth"] == ("bybit",)
