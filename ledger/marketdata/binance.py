@@ -170,8 +170,8 @@ def header_problem(first: list[str], kinds: tuple[str, ...] = ("kline", "funding
     shown = ",".join(columns) + (",…" if more else "")
     missing = [c for c in columns if c not in head]
     if len(missing) == len(columns):
-        known = "; ".join(f"{kind} {text}" for kind, formats in (("kline", KLINE_FORMATS),
-                          ("funding", FUNDING_FORMATS)) if kind in kinds for text in formats.values())
+        described = {"kline": KLINE_FORMATS, "funding": FUNDING_FORMATS}
+        known = "; ".join(f"{of} {text}" for of in kinds for text in described[of].values())
         return f"unknown {' or '.join(kinds)} header {','.join(first)!r} (known: {known})"
     if missing:
         return f"{missing[0]}: column missing (a {name} {kind} header is {shown}), got {','.join(first)!r}"
