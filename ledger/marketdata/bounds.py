@@ -14,6 +14,10 @@ import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
+from operator import eq
+
+from aggregates.values import MONEY
 
 PRICE_MAX = Decimal("1e12")
 PRICE_PLACES = 18
@@ -100,8 +104,14 @@ class Bound:
         if not all(map(Decimal.is_finite, values)):  # before min/max: NaN cannot be compared
             return False
         least, most, joined = min(values), max(values), "".join(texts)
-        return ((least > self.low) if self.low_open else (least >= self.low)) and most <= self.high and (
-            max(map(len, texts)) <= self.places + 2 and "e" not in joined and "E" not in joined)
+        if not (((least > self.low) if self.low_open else (least >= self.low)) and most <= self.high):
+            return False
+        if max(map(len, texts)) <= self.places + 2 and "e" not in joined and "E" not in joined:
+            return True
+        # Exponents or long texts (funding rates such as -6.52e-06): a value with at most `places`
+        # decimals is unchanged by quantizing to them (exact: at most 13 + 27 digits, MONEY has 60).
+        at_places = partial(Decimal.quantize, exp=Decimal(1).scaleb(-self.places), context=MONEY)
+        return all(map(eq, values, map(at_places, values)))
 
 
 def places(value: Decimal) -> int:

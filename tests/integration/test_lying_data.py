@@ -15,7 +15,7 @@ import pytest
 
 from aggregates.errors import DataError, LedgerError
 from ledger.marketdata import availability, load_folder, load_seed
-from ledger.marketdata.bounds import FUNDING, PRICE
+from ledger.marketdata.bounds import FUNDING, PRICE, OutOfBounds
 from tests.paths import BINANCE, DATA
 
 SPOT = "spot/ETHUSDT-1h-2025-04.csv"  # raw, no header: line N is the candle of hour N-1 of 2025-04-01
@@ -170,6 +170,11 @@ def test_bounds_edges() -> None:
     assert FUNDING.read("1e-27") == Decimal("1e-27")
     with pytest.raises(ValueError, match="at most 27 decimal places"):
         FUNDING.read("1e-28")
+    # A whole column at once (the Binance loaders): exponents are exact too; the error says which value.
+    assert FUNDING.read_all(["-6.52e-06", "1e-27"]) == [Decimal("-0.00000652"), Decimal("1e-27")]
+    with pytest.raises(OutOfBounds, match="at most 27 decimal places, got '1e-28'") as error:
+        FUNDING.read_all(["-6.52e-06", "1e-28", "0"])
+    assert error.value.index == 1
     assert issubclass(DataError, LedgerError) and issubclass(DataError, ValueError)
 
 
