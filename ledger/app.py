@@ -8,6 +8,7 @@ domain errors.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ Row = tuple[int, str, int, str, bytes]
 Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
 CHECKPOINT_TOPIC = Session.Checkpointed.TOPIC
 CIPHER_ENV = "LEDGER_CIPHER_KEY"
+log = logging.getLogger("ledger")
 
 
 class Ledger(Application[UUID]):
@@ -150,7 +152,10 @@ class Ledger(Application[UUID]):
             listener(pairs)
         if self.session is not None and self._since_checkpoint >= self.checkpoint_every:
             last: Any = events[-1]
-            self.checkpoint(last.ts_event)
+            try:
+                self.checkpoint(last.ts_event)
+            except StoreError as e:  # the events are stored; the checkpoint is taken at the next save
+                log.warning("checkpoint postponed: %s", e)
         return pairs
 
     def _chain(self, events: Sequence[Any]) -> tuple[list[StoredEvent], dict[UUID, tuple[int, str]]]:
@@ -234,6 +239,8 @@ class Ledger(Application[UUID]):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise LedgerError(missing) from None
+        except PersistenceError as e:
+            raise StoreError(f"cannot read {self.url.redacted}: {_first_line(e)}") from None
 
     # ---- sessions and checkpoints --------------------------------------------------------------
 
@@ -241,6 +248,12 @@ class Ledger(Application[UUID]):
         self.save(session)
         self.session = session
         return session
+
+    def reload_session(self) -> None:
+        """Replace the active session aggregate by what the store holds (after a failed save left
+        events applied in memory that were never stored)."""
+        if self.session is not None:
+            self.session = self._get(self.session.id, "the active session is not in the store")
 
     def end_session(self, reason: str, ts: datetime) -> None:
         """Checkpoint every stream head, then end the active session."""
@@ -276,6 +289,7 @@ class Ledger(Application[UUID]):
             self.save(session)
         except LedgerError:
             self._cp_to, self._cp_chain = previous
+            active = self._get(session.id, "the active session is not in the store")  # not ahead of the log
             raise
         finally:
             self.session = active

@@ -21,6 +21,7 @@ from executors import BaseExecutionInterface, ExecutionInterfaceFactory
 from executors.costs import ConfigError
 from executors.market import normalise
 from executors.risk import RiskLimits
+from executors.simulated.volatile import Volatile
 from ledger import config as cfg
 from ledger.app import Ledger, config_digest
 from ledger.digest import log_digest
@@ -111,6 +112,8 @@ class EventDrivenStrategyEngine:
         self.event_logger.subscribe(self.projection.handle)
         self._borrow_cost = Decimal(0)
         self.event_logger.subscribe(self._watch_borrowing)
+        self.event_logger.rebuild_views = self._rebuild_views
+        self.event_logger.participate(self)
         self.execution_interfaces = ExecutionInterfaceFactory.create_all_interfaces(
             execution_mode=self.execution_mode, config=self.config
         )
@@ -130,8 +133,10 @@ class EventDrivenStrategyEngine:
         self.closed = False
         self._due: list[tuple[BaseExecutionInterface, datetime | None]] = []
         self._due_at = -1
+        for backend in _simulated_backends(self.execution_interfaces.values()):
+            self.event_logger.participate(backend)
         source, data_digest = self._data_reference()
-        self.session = self.ledger.start_session(
+        self.ledger.start_session(
             Session.start(
                 self.session_key,
                 self.execution_mode,
@@ -146,6 +151,32 @@ class EventDrivenStrategyEngine:
             )
         )
         self._deposit_initial_balances()
+
+    @property
+    def session(self) -> Session:
+        """The active session (the ledger's: it is reloaded from the store after a failed command)."""
+        if self.ledger.session is None:
+            raise LedgerError("the engine is closed; start a new one")
+        return self.ledger.session
+
+    # ---- units of work (ledger.recorder.unit) --------------------------------------------------------
+
+    def save_state(self) -> tuple[Any, ...]:
+        return (self.market, self._marks_due, self.initial_equity, len(self.exposure_series),
+                len(self.risk_series))
+
+    def restore_state(self, saved: tuple[Any, ...]) -> None:
+        self.market, self._marks_due, self.initial_equity, exposures, risks = saved
+        del self.exposure_series[exposures:], self.risk_series[risks:]
+        self._due_at = -1
+
+    def _rebuild_views(self) -> None:
+        """The in-memory views again from the log alone, in log order (after a failed command)."""
+        self.projection.reset()
+        self._borrow_cost = Decimal(0)
+        for pair in self.ledger.iter_events():
+            self.projection.handle([pair])
+            self._watch_borrowing([pair])
 
     def _data_reference(self) -> tuple[str, str]:
         """(source, content digest) for `SessionStarted`; data that cannot be loaded now is recorded as
@@ -204,6 +235,10 @@ class EventDrivenStrategyEngine:
         """Move the clock to `ts`: record the market, then everything that fell due (funding, interest,
         arrivals, resting orders, liquidations)."""
         when = ts if isinstance(ts, datetime) and ts.tzinfo is UTC else to_utc(ts, "timestamp")
+        with self.event_logger.unit():
+            await self._advance(when, market)
+
+    async def _advance(self, when: datetime, market: Mapping[str, Any] | None) -> None:
         self.event_logger.set_time(when)
         if market is not None:
             self.market = normalise(market)
@@ -236,6 +271,12 @@ class EventDrivenStrategyEngine:
             raise LedgerError("the engine is closed; start a new one")
         if not isinstance(instruction, Mapping):
             raise InstructionError("instruction", f"expected a dict, got {type(instruction).__name__}")
+        with self.event_logger.unit():
+            return await self._execute(instruction, market_data)
+
+    async def _execute(
+        self, instruction: Mapping[str, Any], market_data: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         market = dict(market_data) if market_data is not None else dict(self.market)
         if self.initial_equity is None and market:
             self._observe_first(market)
@@ -373,6 +414,16 @@ def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:
     with localcontext(MONEY) as ctx:
         growth = final / initial
         return (ctx.power(growth, Decimal(365) / days) - 1).quantize(Decimal("1e-12"))
+
+
+def _simulated_backends(interfaces: Any) -> list[Volatile]:
+    """Each simulated venue backend of the interfaces once (the transfer backend is shared)."""
+    found: dict[int, Volatile] = {}
+    for interface in interfaces:
+        for backend in (getattr(interface, "backend", None), interface.transfer_backend):
+            if isinstance(backend, Volatile):
+                found.setdefault(id(backend), backend)
+    return list(found.values())
 
 
 def _wall_clock() -> datetime:

@@ -7,22 +7,60 @@ for the disk unless `durable_replies` is set; it reaches the disk with the next 
 next write-ahead. Backtests hand each commit's events
 to the projections at once and write them to the store in batches, in exactly the order they were
 committed, so the stored log is the same as if every commit had been saved on its own.
+
+Every command (an instruction, a step of time, a cancel) runs as one unit of work (`unit()`): when
+anything inside it raises — our checks, the decimal module, the store, a projection — the events it
+committed but did not store are dropped, the instruction ids it took are given back, the participants
+(simulated venues, the engine's own clock state) get back the state they had before it, and before
+the next command the aggregates are reloaded from the store (snapshot + tail) and the views rebuilt
+from the log. So in-memory state never runs ahead of the log, and the engine stays usable. What a
+command stored before it failed stays stored: in live mode that is the write-ahead of an order that
+may have reached the venue, which reconciliation resolves. A view or update handler that fails after
+the events were committed does not fail the command: the views are rebuilt from the log and the
+failure is logged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import decimal
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from aggregates.errors import DuplicateError, LedgerError
+from eventsourcing.persistence import PersistenceError
+
+from aggregates.errors import CommandError, DuplicateError, InstructionError, LedgerError, StoreError
 from aggregates.ids import instruction_id
 from aggregates.session import Session
 from aggregates.venue import VenueLedger
 from ledger.app import Ledger
 
 Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
+log = logging.getLogger("ledger")
+
+
+class Participant(Protocol):
+    """Something outside the aggregates that a command changes in memory (a simulated venue's resting
+    orders, the engine's clock state): it hands out its state before a command and takes it back if
+    the command fails."""
+
+    def save_state(self) -> Any: ...
+
+    def restore_state(self, saved: Any) -> None: ...
+
+
+@dataclass
+class _Mark:
+    buffered: int
+    events: int
+    sequence: int
+    saved: list[tuple[Participant, Any]]
 
 
 class EventRecorder:
@@ -63,6 +101,13 @@ class EventRecorder:
         self._own: set[int] = set()
         self._foreign: list[tuple[int | None, Any]] = []
         ledger.subscribe(self._saved)
+        self._depth = 0  # nesting of units of work: inner ones join the outermost
+        self._task: object = None  # the asyncio task running the outermost unit
+        self._taken: list[str] = []  # instruction ids taken by the running unit
+        self._participants: list[Participant] = []
+        self._reload = False  # aggregates may be ahead of the log: reload before the next command
+        self._stale_views = False  # a listener failed: rebuild the views from the log
+        self.rebuild_views: Callable[[], None] | None = None  # set by the engine
 
     # ---- time --------------------------------------------------------------------------------------
 
@@ -97,6 +142,7 @@ class EventRecorder:
         self.sequence += 1
         iid = instruction_id(self.session_key, self.sequence)
         self._ids.add(iid)
+        self._taken.append(iid)
         return iid
 
     def claim_instruction_id(self, iid: str) -> None:
@@ -104,6 +150,89 @@ class EventRecorder:
         if iid in self._ids:
             raise DuplicateError(f"instruction_id: {iid!r} was already used in this ledger")
         self._ids.add(iid)
+        self._taken.append(iid)
+
+    # ---- units of work -----------------------------------------------------------------------------
+
+    def participate(self, participant: Participant) -> None:
+        """Let `participant` save and restore its in-memory state around every command."""
+        self._participants.append(participant)
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """Run one command: all of its events are committed, or none and nothing it changed stays.
+
+        Errors leave as one typed error: a `LedgerError` as it is, a store failure as `StoreError`,
+        a number the decimal module refused as `InstructionError`, anything else as `CommandError`,
+        each with the cause in the message (Ctrl-C and cancellation are rolled back and re-raised)."""
+        task = _current_task()
+        if self._depth:
+            if task is not self._task:
+                raise LedgerError("another command is running on this engine: await it before the next")
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.recover()
+        mark = _Mark(len(self._buffer), self.events, self.sequence,
+                     [(p, p.save_state()) for p in self._participants])
+        self._taken = []
+        self._depth, self._task = 1, task
+        try:
+            yield
+            if self.flush_every > 0 and len(self._buffer) >= self.flush_every:
+                self.flush()
+        except BaseException as error:
+            self._depth = 0
+            self._rollback(mark)
+            if isinstance(error, Exception):
+                raise typed(error) from error
+            raise
+        finally:
+            self._depth = 0
+        if self._stale_views:
+            self.recover()
+
+    def _rollback(self, mark: _Mark) -> None:
+        """Forget what the failed command did in memory; the log is unchanged by it."""
+        del self._buffer[mark.buffered:]
+        self.events, self.sequence = mark.events, mark.sequence
+        self._ids.difference_update(self._taken)
+        self._taken = []
+        for participant, saved in reversed(mark.saved):
+            participant.restore_state(saved)
+        self._reload = self._stale_views = True
+        try:
+            self.recover()
+        except LedgerError as e:  # the store still fails: tried again before the next command
+            log.warning("recovery after a failed command postponed: %s", e)
+
+    def recover(self) -> None:
+        """After a failure: write the buffered events of earlier commands, reload the aggregates from
+        the store, rebuild the views. Raises StoreError (and changes nothing) while the store fails."""
+        if not (self._reload or self._stale_views):
+            return
+        self.flush()
+        if self._reload:
+            for agg in self._aggregates.values():
+                agg.collect_events()  # anything applied but never committed
+            self._aggregates.clear()
+            self._dirty.clear()
+            self.ledger.reload_session()
+            self._reload = False
+        if self._stale_views:
+            self._stale_views = False
+            if self.rebuild_views is not None:
+                self.rebuild_views()
+
+    def views_failed(self, error: BaseException) -> None:
+        """A view or update handler raised after a commit: log it; the views are rebuilt from the log
+        when the command ends (the command's result stands)."""
+        log.error("a view failed after a commit and will be rebuilt from the log: %s: %s",
+                  type(error).__name__, error)
+        self._stale_views = True
 
     # ---- appending ---------------------------------------------------------------------------------
 
@@ -123,8 +252,8 @@ class EventRecorder:
         if not events:
             return
         self.events += len(events)
+        self._buffer.extend(events)
         if self.flush_every <= 0:
-            self._buffer.extend(events)
             durable = durable or self.durable_replies
             pairs = self.flush(durable=durable)
             self.unsynced = not durable
@@ -132,9 +261,8 @@ class EventRecorder:
             self._drain()
             return
         self._deliver([(None, e) for e in events])
-        self._buffer.extend(events)
-        if len(self._buffer) >= self.flush_every:
-            self.flush()
+        if not self._depth and len(self._buffer) >= self.flush_every:
+            self.flush()  # outside a unit of work (a unit flushes when it ends)
 
     def sync(self) -> None:
         """Put relaxed commits on disk now (live runs call this at the end of every step)."""
@@ -150,20 +278,25 @@ class EventRecorder:
         """Write everything committed so far in one transaction, in commit order."""
         if not self._buffer:
             return []
-        events, aggregates = self._buffer, list(self._dirty.values())
-        self._buffer, self._dirty = [], {}
+        events, aggregates = list(self._buffer), list(self._dirty.values())
         self._own = {id(e) for e in events}
         try:
             pairs = self.ledger.save_events(events, aggregates, durable=durable)
         finally:
             self._own = set()
+        del self._buffer[:len(events)]  # kept until stored: a failed write is retried, never dropped
+        self._dirty = {}
         if self.flush_every > 0:
             self._drain()  # backtests delivered their own events at commit
         return pairs
 
     def _deliver(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
         for listener in self._listeners:
-            listener(pairs)
+            try:
+                listener(pairs)
+            except Exception as e:  # the events are committed: rebuild the views rather than fail
+                self.views_failed(e)
+
 
     def _saved(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
         self._foreign.extend(p for p in pairs if id(p[1]) not in self._own)
@@ -174,3 +307,23 @@ class EventRecorder:
         if self._foreign:
             pairs, self._foreign = self._foreign, []
             self._deliver(pairs)
+
+
+def _current_task() -> object:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop: called from plain code
+        return None
+
+
+def typed(error: Exception) -> LedgerError:
+    """The one typed error a failed command gives its caller, with the cause in the message."""
+    if isinstance(error, LedgerError):
+        return error
+    cause = f"{type(error).__name__}: {error}".rstrip(": ")
+    if isinstance(error, PersistenceError | sqlite3.Error | OSError):
+        return StoreError(f"the event store failed, nothing of this command was kept ({cause})")
+    if isinstance(error, ArithmeticError | decimal.InvalidOperation):
+        return InstructionError("instruction", f"a value is outside what can be computed ({cause}); "
+                                "nothing was recorded")
+    return CommandError(f"the command failed and was rolled back, nothing of it was kept ({cause})")

@@ -14,6 +14,7 @@ from aggregates.values import MONEY
 from executors import results, risk
 from executors.instructions import ChainInstruction
 from executors.market import usd_price
+from executors.simulated.volatile import Volatile
 
 if TYPE_CHECKING:
     from executors.base import BaseExecutionInterface
@@ -61,8 +62,10 @@ def block_at(ts: datetime) -> tuple[int, str]:
     return number, "0x" + hashlib.sha256(f"block:{number}".encode()).hexdigest()
 
 
-class SimulatedChain:
+class SimulatedChain(Volatile):
     """The chain side of a backtest: every operation becomes signed-looking transactions and effects."""
+
+    volatile = ("approved", "index", "nonce", "claims")
 
     def __init__(self, config: dict[str, Any]) -> None:
         staking = config.get("staking") or {}
