@@ -203,10 +203,14 @@ class Ledger(Application[UUID]):
             return
         every = self.snapshot_every
         counts: dict[UUID, int] = {}
+        last: dict[UUID, int] = {}
         for e in processing.events:
             counts[e.originator_id] = counts.get(e.originator_id, 0) + 1
+            last[e.originator_id] = e.originator_version
         for aggregate in processing.aggregates.values():
             version = aggregate.version
+            if last.get(aggregate.id) != version:
+                continue  # the aggregate is not at what was just stored: a snapshot would lie
             crossed = version // every > (version - counts.get(aggregate.id, 0)) // every
             if crossed and hasattr(aggregate, "snapshot_state"):
                 self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])  # type: ignore[attr-defined]

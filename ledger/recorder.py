@@ -198,6 +198,7 @@ class EventRecorder:
     def _rollback(self, mark: _Mark) -> None:
         """Forget what the failed command did in memory; the log is unchanged by it."""
         del self._buffer[mark.buffered:]
+        self._dirty = {}  # the aggregates are ahead of the log now: never snapshot them
         self.events, self.sequence = mark.events, mark.sequence
         self._ids.difference_update(self._taken)
         self._taken = []
@@ -225,7 +226,10 @@ class EventRecorder:
         if self._stale_views:
             self._stale_views = False
             if self.rebuild_views is not None:
-                self.rebuild_views()
+                try:
+                    self.rebuild_views()
+                except Exception as e:  # a fold that fails on a stored event: the log is still right
+                    log.error("the views cannot be rebuilt from the log: %s: %s", type(e).__name__, e)
 
     def views_failed(self, error: BaseException) -> None:
         """A view or update handler raised after a commit: log it; the views are rebuilt from the log
