@@ -185,6 +185,8 @@ def prepare(folder: Path) -> None:
     `?` or `#` would open them), and things that are not ledgers."""
     for name in ("q", "h"):
         Ledger.open(f"sqlite:///{folder / name}", create=True).close()
+        for leftover in folder.glob(f"{name}-*"):  # the WAL of a closed ledger
+            leftover.unlink()
     (folder / "adir").mkdir()
     (folder / "notes.txt").write_text("my notes\n")
     (folder / "empty.db").write_bytes(b"")
