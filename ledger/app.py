@@ -254,10 +254,12 @@ class Ledger(Application[UUID]):
         return session
 
     def reload_session(self) -> None:
-        """Replace the active session aggregate by what the store holds (after a failed save left
-        events applied in memory that were never stored)."""
+        """Put the active session aggregate back to what the store holds, in place (after a failed
+        command left events applied in memory that were never stored)."""
         if self.session is not None:
-            self.session = self._get(self.session.id, "the active session is not in the store")
+            stored = self._get(self.session.id, "the active session is not in the store")
+            vars(self.session).clear()
+            vars(self.session).update(vars(stored))
 
     def end_session(self, reason: str, ts: datetime) -> None:
         """Checkpoint every stream head, then end the active session."""
@@ -293,7 +295,9 @@ class Ledger(Application[UUID]):
             self.save(session)
         except LedgerError:
             self._cp_to, self._cp_chain = previous
-            active = self._get(session.id, "the active session is not in the store")  # not ahead of the log
+            stored = self._get(session.id, "the active session is not in the store")
+            vars(session).clear()  # in place: not ahead of the log for whoever holds it
+            vars(session).update(vars(stored))
             raise
         finally:
             self.session = active

@@ -28,7 +28,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -56,11 +56,15 @@ class Participant(Protocol):
 
 
 @dataclass
-class _Mark:
-    buffered: int
-    events: int
+class _Unit:
+    """One running command: what it committed, the ids it took, and what to put back if it fails."""
+
     sequence: int
     saved: list[tuple[Participant, Any]]
+    overlapped: bool = False
+    depth: int = 1
+    events: list[Any] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)
 
 
 class EventRecorder:
@@ -101,9 +105,7 @@ class EventRecorder:
         self._own: set[int] = set()
         self._foreign: list[tuple[int | None, Any]] = []
         ledger.subscribe(self._saved)
-        self._depth = 0  # nesting of units of work: inner ones join the outermost
-        self._task: object = None  # the asyncio task running the outermost unit
-        self._taken: list[str] = []  # instruction ids taken by the running unit
+        self._units: dict[object, _Unit] = {}  # the running command of each asyncio task
         self._participants: list[Participant] = []
         self._reload = False  # aggregates may be ahead of the log: reload before the next command
         self._stale_views = False  # a listener failed: rebuild the views from the log
@@ -142,7 +144,9 @@ class EventRecorder:
         self.sequence += 1
         iid = instruction_id(self.session_key, self.sequence)
         self._ids.add(iid)
-        self._taken.append(iid)
+        unit = self._unit()
+        if unit is not None:
+            unit.taken.append(iid)
         return iid
 
     def claim_instruction_id(self, iid: str) -> None:
@@ -150,7 +154,9 @@ class EventRecorder:
         if iid in self._ids:
             raise DuplicateError(f"instruction_id: {iid!r} was already used in this ledger")
         self._ids.add(iid)
-        self._taken.append(iid)
+        unit = self._unit()
+        if unit is not None:
+            unit.taken.append(iid)
 
     # ---- units of work -----------------------------------------------------------------------------
 
@@ -164,63 +170,84 @@ class EventRecorder:
 
         Errors leave as one typed error: a `LedgerError` as it is, a store failure as `StoreError`,
         a number the decimal module refused as `InstructionError`, anything else as `CommandError`,
-        each with the cause in the message (Ctrl-C and cancellation are rolled back and re-raised)."""
+        each with the cause in the message (Ctrl-C and cancellation are rolled back and re-raised).
+        Live and dry-run engines may run commands concurrently (one unit per asyncio task; a unit
+        that overlapped another cannot put the simulated venues back and says so); a backtest runs
+        one command at a time."""
         task = _current_task()
-        if self._depth:
-            if task is not self._task:
-                raise LedgerError("another command is running on this engine: await it before the next")
-            self._depth += 1
+        unit = self._units.get(task)
+        if unit is not None:  # a nested call joins the command it is part of
+            unit.depth += 1
             try:
                 yield
             finally:
-                self._depth -= 1
+                unit.depth -= 1
             return
+        if self._units and self.flush_every > 0:
+            raise LedgerError("another command is running on this engine: await it before the next")
         self.recover()
-        mark = _Mark(len(self._buffer), self.events, self.sequence,
-                     [(p, p.save_state()) for p in self._participants])
-        self._taken = []
-        self._depth, self._task = 1, task
+        unit = _Unit(self.sequence, [(p, p.save_state()) for p in self._participants],
+                     overlapped=bool(self._units))
+        for other in self._units.values():
+            other.overlapped = True
+        self._units[task] = unit
         try:
             yield
             if self.flush_every > 0 and len(self._buffer) >= self.flush_every:
                 self.flush()
         except BaseException as error:
-            self._depth = 0
-            self._rollback(mark)
+            self._rollback(unit)
             if isinstance(error, Exception):
                 raise typed(error) from error
             raise
         finally:
-            self._depth = 0
+            del self._units[task]
         if self._stale_views:
             self.recover()
 
-    def _rollback(self, mark: _Mark) -> None:
+    def _unit(self) -> _Unit | None:
+        return self._units.get(_current_task()) if self._units else None
+
+    def _rollback(self, unit: _Unit) -> None:
         """Forget what the failed command did in memory; the log is unchanged by it."""
-        del self._buffer[mark.buffered:]
-        self._dirty = {}  # the aggregates are ahead of the log now: never snapshot them
-        self.events, self.sequence = mark.events, mark.sequence
-        self._ids.difference_update(self._taken)
-        self._taken = []
-        for participant, saved in reversed(mark.saved):
-            participant.restore_state(saved)
-        self._reload = self._stale_views = True
+        mine = {id(e) for e in unit.events}
+        kept = [e for e in self._buffer if id(e) not in mine]
+        dropped = len(self._buffer) - len(kept)
+        self._buffer[:] = kept
+        self._dirty = {}  # the aggregates may be ahead of the log now: never snapshot them
+        self.events -= dropped
+        self._ids.difference_update(unit.taken)
+        if unit.overlapped:
+            log.warning("a failed command overlapped another: the simulated venues keep their state")
+        else:
+            self.sequence = unit.sequence
+            for participant, saved in reversed(unit.saved):
+                participant.restore_state(saved)
+        self._reload = True
+        self._stale_views = self._stale_views or dropped > 0 or self.flush_every > 0
         try:
             self.recover()
         except LedgerError as e:  # the store still fails: tried again before the next command
             log.warning("recovery after a failed command postponed: %s", e)
 
     def recover(self) -> None:
-        """After a failure: write the buffered events of earlier commands, reload the aggregates from
-        the store, rebuild the views. Raises StoreError (and changes nothing) while the store fails."""
+        """After a failure: write the buffered events of earlier commands, reload the aggregates in
+        place from the store (whoever holds one sees the stored state), rebuild the views. Raises
+        StoreError, and changes nothing, while the store fails."""
         if not (self._reload or self._stale_views):
             return
         self.flush()
         if self._reload:
-            for agg in self._aggregates.values():
-                agg.collect_events()  # anything applied but never committed
-            self._aggregates.clear()
-            self._dirty.clear()
+            for name, agg in list(self._aggregates.items()):
+                try:
+                    stored = self.ledger.get_venue(self.account, name)
+                except StoreError:
+                    raise
+                except LedgerError:  # opened by the failed command, never stored: open it afresh
+                    del self._aggregates[name]
+                    continue
+                vars(agg).clear()
+                vars(agg).update(vars(stored))
             self.ledger.reload_session()
             self._reload = False
         if self._stale_views:
@@ -257,6 +284,9 @@ class EventRecorder:
             return
         self.events += len(events)
         self._buffer.extend(events)
+        unit = self._unit()
+        if unit is not None:
+            unit.events.extend(events)
         if self.flush_every <= 0:
             durable = durable or self.durable_replies
             pairs = self.flush(durable=durable)
@@ -265,7 +295,7 @@ class EventRecorder:
             self._drain()
             return
         self._deliver([(None, e) for e in events])
-        if not self._depth and len(self._buffer) >= self.flush_every:
+        if not self._units and len(self._buffer) >= self.flush_every:
             self.flush()  # outside a unit of work (a unit flushes when it ends)
 
     def sync(self) -> None:

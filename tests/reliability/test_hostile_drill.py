@@ -18,7 +18,6 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from aggregates.errors import LedgerError
@@ -49,21 +48,76 @@ def deep(n: int) -> Any:
 
 
 HOSTILE: list[Any] = [
-    float("nan"), float("inf"), -float("inf"), "1e999999", D("1E+1000000"), D("1e-999999999"),
-    D("NaN"), D("sNaN"), D("-Infinity"), D("-0"), 0, -1, 10**30, 1e308, "1e-30", "0.0000000000000000001",
-    "", "   ", None, [], {}, [1, 2], deep(5000), BadRepr(), BadStrip("1"), True, b"1", "١٢٣", "abc",
-    "x" * 10_000, "1_000", " 1 ", "0x10", "1e15", "1000000000000001", "-5",
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    "1e999999",
+    D("1E+1000000"),
+    D("1e-999999999"),
+    D("NaN"),
+    D("sNaN"),
+    D("-Infinity"),
+    D("-0"),
+    0,
+    -1,
+    10**30,
+    1e308,
+    "1e-30",
+    "0.0000000000000000001",
+    "",
+    "   ",
+    None,
+    [],
+    {},
+    [1, 2],
+    deep(5000),
+    BadRepr(),
+    BadStrip("1"),
+    True,
+    b"1",
+    "١٢٣",
+    "abc",
+    "x" * 10_000,
+    "1_000",
+    " 1 ",
+    "0x10",
+    "1e15",
+    "1000000000000001",
+    "-5",
 ]
-MARKET = {"eth_usd_price": "3000", "usdt_usd_price": "1", "binance_spot_price": "3000",
-          "bybit_eth_perp_price": "3001", "weeth_eth_rate": "1.05"}
-SPOT = {"venue_type": "cex", "venue": "binance", "trade_type": "SPOT", "pair": "ETH/USDT", "side": "BUY",
-        "amount": "0.1"}
+MARKET = {
+    "eth_usd_price": "3000",
+    "usdt_usd_price": "1",
+    "binance_spot_price": "3000",
+    "bybit_eth_perp_price": "3001",
+    "weeth_eth_rate": "1.05",
+}
+SPOT = {
+    "venue_type": "cex",
+    "venue": "binance",
+    "trade_type": "SPOT",
+    "pair": "ETH/USDT",
+    "side": "BUY",
+    "amount": "0.1",
+}
 LIMIT = {**SPOT, "order_type": "LIMIT", "price": "2900"}
-PERP = {"venue_type": "cex", "venue": "bybit", "trade_type": "PERP", "pair": "ETH/USDT:USDT", "side": "SELL",
-        "amount": "0.1"}
+PERP = {
+    "venue_type": "cex",
+    "venue": "bybit",
+    "trade_type": "PERP",
+    "pair": "ETH/USDT:USDT",
+    "side": "SELL",
+    "amount": "0.1",
+}
 STAKE = {"venue_type": "onchain", "operation": "STAKE", "token": "ETH", "amount": "0.1"}
 SUPPLY = {"venue_type": "onchain", "operation": "AAVE_SUPPLY", "token": "WEETH", "amount": "0.05"}
-MOVE = {"venue_type": "transfer", "from_venue": "binance", "to_venue": "bybit", "asset": "USDT", "amount": "10"}
+MOVE = {
+    "venue_type": "transfer",
+    "from_venue": "binance",
+    "to_venue": "bybit",
+    "asset": "USDT",
+    "amount": "10",
+}
 FIELDS = [
     (SPOT, ("amount", "pair", "side", "venue", "trade_type", "instruction_id", "max_slippage_bps")),
     (LIMIT, ("price",)),
@@ -72,12 +126,41 @@ FIELDS = [
     (SUPPLY, ("amount",)),
     (MOVE, ("amount", "asset", "to_venue", "from_venue")),
 ]
-MARKET_KEYS = ("eth_usd_price", "usdt_usd_price", "binance_spot_price", "bybit_eth_perp_price", "weeth_eth_rate")
-MARKET_VALUES: list[Any] = [-1, 0, "1e-30", "1e999999", float("nan"), "abc", None, [1, 2], BadRepr(),
-                            D("1E+1000000"), D("1e-999999999"), 10**30]
+MARKET_KEYS = (
+    "eth_usd_price",
+    "usdt_usd_price",
+    "binance_spot_price",
+    "bybit_eth_perp_price",
+    "weeth_eth_rate",
+)
+MARKET_VALUES: list[Any] = [
+    -1,
+    0,
+    "1e-30",
+    "1e999999",
+    float("nan"),
+    "abc",
+    None,
+    [1, 2],
+    BadRepr(),
+    D("1E+1000000"),
+    D("1e-999999999"),
+    10**30,
+]
 NOT_MARKETS: list[Any] = ["abc", [1, 2], 5, {1: 2}, {"eth_usd_price": deep(5000)}]
-TIMES: list[Any] = [10**20, -10**20, "abc", "2024-13-01", float("nan"), datetime(2024, 1, 2), BadRepr(),
-                    "2023-01-01T00:00:00Z", [], "9999-12-31T23:59:59Z", True]
+TIMES: list[Any] = [
+    10**20,
+    -(10**20),
+    "abc",
+    "2024-13-01",
+    float("nan"),
+    datetime(2024, 1, 2),
+    BadRepr(),
+    "2023-01-01T00:00:00Z",
+    [],
+    "9999-12-31T23:59:59Z",
+    True,
+]
 
 
 @dataclass
@@ -103,7 +186,12 @@ def cases() -> Iterator[tuple[str, str, Any, Any]]:
     for base, names in FIELDS:
         for name in names:
             for value in HOSTILE:
-                yield f"{base['venue_type']}.{name}={label_of(value)}", "instruction", {**base, name: value}, MARKET
+                yield (
+                    f"{base['venue_type']}.{name}={label_of(value)}",
+                    "instruction",
+                    {**base, name: value},
+                    MARKET,
+                )
     for key in MARKET_KEYS:
         for value in MARKET_VALUES:
             for base in (SPOT, PERP, STAKE):
@@ -116,11 +204,17 @@ def cases() -> Iterator[tuple[str, str, Any, Any]]:
 
 
 def engine() -> EventDrivenStrategyEngine:
-    built = EventDrivenStrategyEngine({
-        "execution_mode": "backtest",
-        "ledger": {"url": "memory:", "views": False, "batch": 50},
-        "initial_balances": {"binance": {"USDT": 100000}, "bybit": {"USDT": 100000}, "ethereum": {"ETH": 10}},
-    })
+    built = EventDrivenStrategyEngine(
+        {
+            "execution_mode": "backtest",
+            "ledger": {"url": "memory:", "views": False, "batch": 50},
+            "initial_balances": {
+                "binance": {"USDT": 100000},
+                "bybit": {"USDT": 100000},
+                "ethereum": {"ETH": 10},
+            },
+        }
+    )
     asyncio.run(built.advance_to("2024-01-01T00:00:00Z", MARKET))
     return built
 
@@ -161,7 +255,7 @@ def drill_api(tally: Tally, per_engine: int = 40) -> None:
                 acknowledged.append(result["instruction_id"])
         except LedgerError:
             pass
-        except BaseException as e:  # noqa: BLE001 (the drill reports every untyped escape)
+        except BaseException as e:
             tally.miss(label, f"untyped {type(e).__name__}: {label_of(str(e))}")
             continue
         problem = sound(built, acknowledged)
@@ -174,9 +268,32 @@ def drill_api(tally: Tally, per_engine: int = 40) -> None:
     built.ledger.close()
 
 
-STORES = ["q?evil.db", "h#x.db", "sqlite:///q?evil.db", "sqlite:///h#x.db", "q?mode=ro", "file:q?mode=ro", "%41%42.db", "sp ace.db", "é.db", "adir", "missing.db", "notes.txt",
-          "empty.db", "truncated.db", "sqlite:///", "sqlite://", "mysql://x/y", "memory:x", "", "  ",
-          "postgresql://nobody@127.0.0.1:1/x", "file:x.db?mode=rw", "x" * 300 + ".db", "adir/"]
+STORES = [
+    "q?evil.db",
+    "h#x.db",
+    "sqlite:///q?evil.db",
+    "sqlite:///h#x.db",
+    "q?mode=ro",
+    "file:q?mode=ro",
+    "%41%42.db",
+    "sp ace.db",
+    "é.db",
+    "adir",
+    "missing.db",
+    "notes.txt",
+    "empty.db",
+    "truncated.db",
+    "sqlite:///",
+    "sqlite://",
+    "mysql://x/y",
+    "memory:x",
+    "",
+    "  ",
+    "postgresql://nobody@127.0.0.1:1/x",
+    "file:x.db?mode=rw",
+    "x" * 300 + ".db",
+    "adir/",
+]
 COMMANDS = [["audit", "verify"], ["summary"], ["audit", "events"], ["audit", "anchor"], ["replay", "state"]]
 
 
@@ -213,8 +330,11 @@ def drill_cli(tally: Tally, folder: Path) -> None:
                 elif not result.stderr.startswith("error: ") or result.stderr.count("\n") != 1:
                     tally.miss(label, f"not one error line: {result.stderr[:200]!r}")
                 elif after != before:
-                    tally.miss(label, f"created {sorted(set(after) - set(before))} removed "
-                                      f"{sorted(set(before) - set(after))}")
+                    tally.miss(
+                        label,
+                        f"created {sorted(set(after) - set(before))} removed "
+                        f"{sorted(set(before) - set(after))}",
+                    )
                 else:
                     tally.handled += 1
     finally:
@@ -223,7 +343,9 @@ def drill_cli(tally: Tally, folder: Path) -> None:
 
 def report(tally: Tally, what: str) -> None:
     print(f"\nhostile drill ({what}): tried {tally.tried}, handled {tally.handled}")
-    assert not tally.misses, f"{len(tally.misses)} of {tally.tried} not handled:\n" + "\n".join(tally.misses[:60])
+    assert not tally.misses, f"{len(tally.misses)} of {tally.tried} not handled:\n" + "\n".join(
+        tally.misses[:60]
+    )
 
 
 def test_hostile_inputs_through_the_python_api() -> None:

@@ -230,11 +230,12 @@ async def test_a_failed_step_of_time_is_rolled_back_too(
     assert_sound(engine, [result])
 
 
-async def test_a_second_command_while_one_runs_is_refused(engine: EventDrivenStrategyEngine) -> None:
-    """Commands on one engine run one at a time; one from another task while a command is inside
-    its unit of work is refused rather than interleaved."""
+async def test_a_backtest_refuses_a_second_command_while_one_runs(tmp_path: Path) -> None:
+    """A backtest runs one command at a time: one from another task while a command is inside its
+    unit of work is refused rather than interleaved with it in the write buffer."""
     import asyncio
 
+    engine = build(tmp_path, "backtest")
     await engine.advance_to("2024-01-01T00:00:00Z", MARKET)
     logger = engine.event_logger
 
@@ -250,3 +251,37 @@ async def test_a_second_command_while_one_runs_is_refused(engine: EventDrivenStr
     assert "another command is running" in str(results[1])
     result = await engine.execute_trade_with_interface(BUY, MARKET)
     assert_sound(engine, [result])
+
+
+async def test_concurrent_dry_run_commands_one_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live and dry-run engines run commands concurrently (a live desk sends several orders at once):
+    one failing does not disturb the others, whose results are all in the log."""
+    import asyncio
+
+    engine = build(tmp_path, "dry-run")
+    await engine.advance_to("2024-01-01T00:00:00Z", MARKET)
+    original = VenueLedger.record_fill
+    calls = {"n": 0}
+
+    def third_fails(self: VenueLedger, *args: Any, **kwargs: Any) -> Any:
+        original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("third")
+
+    monkeypatch.setattr(VenueLedger, "record_fill", third_fails)
+
+    async def order() -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return await engine.execute_trade_with_interface(BUY, MARKET)
+
+    results = await asyncio.gather(*(order() for _ in range(6)), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], CommandError)
+    acknowledged = [r for r in results if isinstance(r, dict)]
+    assert len(acknowledged) == 5 and all(r["status"] == "FILLED" for r in acknowledged)
+    engine.close(views=False)
+    assert_sound(engine, acknowledged)
+    assert len([e for e in stored(engine) if type(e).__name__ == "OrderFilled"]) == 5
