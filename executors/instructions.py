@@ -136,11 +136,24 @@ class TransferInstruction:
 Parsed = OrderInstruction | ChainInstruction | TransferInstruction
 
 
+# Every key an instruction may carry (the parsers below, `BaseExecutionInterface` and the engine read no
+# other): `received` records these and only names any other key, never its value (it may be a secret).
+FIELDS = frozenset({
+    "venue_type", "venue", "instruction_id", "from_venue", "source_venue", "to_venue", "target_venue",
+    "trade_type", "pair", "symbol", "instrument", "side", "amount", "order_type", "type", "price",
+    "reduce_only", "max_slippage_bps", "operation", "token", "token_in", "token_out", "asset", "to",
+    "to_address", "recipient", "from_wallet", "to_wallet",
+})
+NOT_RECORDED = "<unknown field: value not recorded>"
+
+
 def received(instruction: Mapping[Any, Any]) -> dict[str, str]:
-    """What arrived, as the `repr` of each value (never a float or NaN in the log, SPEC §12.17)."""
+    """What arrived: the `repr` of each known field's value (never a float or NaN in the log, SPEC
+    §12.17); a key outside `FIELDS` is named with `NOT_RECORDED` in place of its value."""
     if not isinstance(instruction, Mapping):
         return {"instruction": repr(instruction)}
-    return {str(k): repr(v) for k, v in sorted(instruction.items(), key=lambda kv: str(kv[0]))}
+    return {str(k): repr(v) if k in FIELDS else NOT_RECORDED
+            for k, v in sorted(instruction.items(), key=lambda kv: str(kv[0]))}
 
 
 def _text(ins: Mapping[str, Any], *names: str) -> str:

@@ -35,7 +35,6 @@ from projections.prices import usd_price
 
 MARKS_EVERY = timedelta(hours=1)
 BACKTEST_BATCH = 2_000
-PATH_KEYS = ("data_dir", "dir", "log")
 
 
 def code_version() -> str:
@@ -43,14 +42,6 @@ def code_version() -> str:
         return metadata.version("execution-ledger")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What `SessionStarted` keeps: no secrets, no store URL, no data paths (the data digest is kept)."""
-    out = {k: v for k, v in config.items() if k != "ledger"}
-    if isinstance(out.get("data"), Mapping):
-        out["data"] = {k: v for k, v in out["data"].items() if k not in PATH_KEYS}
-    return out
 
 
 class EventDrivenStrategyEngine:
@@ -88,7 +79,7 @@ class EventDrivenStrategyEngine:
         self.projection = InMemoryProjection()
         self.position_monitor = PositionMonitor(self.projection, self.limits)
         self.start = cfg.session_start(self.config)
-        recorded = cfg.canonical_json(recorded_config(self.config))
+        recorded = cfg.canonical_json(cfg.recorded_config(self.config))  # the allow-list: no secret, no path
         digest = config_digest(recorded)
         session_cfg = cfg.session_table(self.config)
         default_key = f"{self.execution_mode}-{digest[:16]}"

@@ -5,7 +5,10 @@
   plaintext exactly as first written, in base64 (the chain digest covers these bytes). `ledger audit
   import` reads it back into an equal ledger.
 - **CSV** (`.csv`): the same columns with `event` as JSON text; the base64 `state` column only with
-  `with_bytes` (it more than doubles the file).
+  `with_bytes` (it more than doubles the file). No cell is a formula a spreadsheet would run
+  (`csv_cell`, OWASP's CSV-injection rule): text beginning with `=`, `+`, `-`, `@`, a tab or a carriage
+  return gets a leading `'`; numbers stay numbers (the integer columns, and any cell that is a plain
+  decimal number such as `-1.5`).
 - **Parquet** (`.parquet`): the events table: the common columns flattened, `ts` as
   `timestamp[us, tz=UTC]`, `event` as JSON text and `state` as the exact stored bytes (binary).
 - **A folder** (a path without extension, an existing folder, or any path ending in `/`, such as
@@ -32,6 +35,7 @@ import base64
 import binascii
 import csv
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -144,6 +148,21 @@ class _Writer(Protocol):
     def rows(self) -> dict[str, int]: ...
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell no spreadsheet runs: text starting with = + - @ TAB or CR is prefixed with `'`
+    (OWASP); an int or Decimal, and text that is a plain decimal number (`-1.5`), stay as they are."""
+    if isinstance(value, int | Decimal):
+        return value
+    text = str(value)
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def export_line(record: EventRecord, state: bytes) -> bytes:
     """One JSONL line (without the newline): the record plus its stored state in base64."""
     return _encode({**record.to_json(), "state": base64.b64encode(state).decode()})
@@ -181,7 +200,7 @@ class _CSVWriter(_JSONLWriter):
                r.instruction_id or "", r.chain, _encode(r.fields).decode()]
         if self.with_bytes:
             row.append(base64.b64encode(state).decode())
-        self.out.writerow(row)
+        self.out.writerow([csv_cell(cell) for cell in row])
         self.count += 1
 
 

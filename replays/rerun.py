@@ -186,7 +186,6 @@ def rebuild_config(rec: Recording, strategy: Any, market: Any, db: str, *, views
     """The engine config of the rerun, made to record exactly the recorded config; notes name what
     still differs (a default the code no longer has, say), which will show as the first divergence."""
     from ledger.backtest import build_config, merge, seed_overrides
-    from ledger.engine import recorded_config
 
     path = data_path(rec)
     spec = {**rec.data, "data_dir": str(path) if path is not None else None}
@@ -200,7 +199,7 @@ def rebuild_config(rec: Recording, strategy: Any, market: Any, db: str, *, views
     first = build(base)
     config = build(merge(base, difference(rec.config, first)))
     config["ledger"] = {**config.get("ledger", {}), "views": views}
-    again = json.loads(cfg.canonical_json(recorded_config(config)))
+    again = json.loads(cfg.canonical_json(cfg.recorded_config(config)))
     notes = tuple(f"{name}: recorded {_short(x)}, rebuilt {_short(y)}"
                   for name, x, y in field_differences(rec.config, again))
     return config, notes
