@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from aggregates.errors import InstructionError
-from aggregates.values import to_decimal, to_utc
-from executors.costs import ConfigError
+from aggregates.values import BALANCE, to_utc
+from executors.costs import ConfigError, setting
 
 SECRET_WORDS = ("secret", "private_key", "passphrase", "api_key", "password", "token_key", "rpc_url")
 # An RPC URL often carries an API key in its path (Alchemy, Infura): it is kept out of the record too.
@@ -147,11 +147,5 @@ def initial_balances(config: Mapping[str, Any]) -> list[tuple[str, str, str, Dec
 
 
 def amount(value: Any, key: str) -> Decimal:
-    """A balance in the config: a finite number, not negative; ConfigError naming `key` otherwise."""
-    try:
-        result = to_decimal(value, key)
-    except InstructionError as e:
-        raise ConfigError(e.field, str(e).split(": ", 1)[1]) from None
-    if result < 0:
-        raise ConfigError(key, f"must not be negative, got {result}")
-    return result
+    """A balance in the config: inside `BALANCE` (not negative); ConfigError naming `key` otherwise."""
+    return setting(value, key, BALANCE)
