@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import decimal
+import functools
 import math
 import reprlib
 from dataclasses import dataclass
@@ -138,18 +139,13 @@ _INT_BITS = 128  # ints wider than this are out of every bound before any conver
 POSITIVE, NON_NEGATIVE, SIGNED = "positive", "non-negative", "signed"
 
 
-def places(number: Decimal) -> int:
-    """Decimal places that carry a digit (`1.50` has 1), exactly: no context, no rounding."""
-    _sign, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)  # finite: `to_decimal` refused the rest
-    zeros = 0
-    for digit in reversed(digits):
-        if digit:
-            break
-        zeros += 1
-    if zeros == len(digits):
-        return 0
-    return max(0, -(exponent + zeros))
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
+
+
+def within_places(number: Decimal, places: int) -> bool:
+    """True when `number` has no digit beyond `places` decimal places (`1.50` has one), exactly."""
+    scaled = number.scaleb(places, _EXACT)  # no rounding: the context holds any number of digits
+    return scaled == scaled.to_integral_value(context=_EXACT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +162,11 @@ class Bound:
     places: int
 
     def parse(self, value: object, field: str) -> Decimal:
-        number = to_decimal(value, field)
+        is_ready = type(value) is Decimal and value.is_finite()  # the common case, without a call
+        number = value if is_ready else to_decimal(value, field)
+        assert isinstance(number, Decimal)
         self._check(number, field)
-        if places(number) > self.places:
+        if not within_places(number, self.places):
             raise InstructionError(
                 field, f"at most {self.places} decimal places for {self.kind}, got {figure(number)}"
             )
@@ -205,6 +203,7 @@ GAS_PRICE = Bound("a gas price", NON_NEGATIVE, GAS_PRICE_MAX, PRICE_PLACES)  # g
 NUMBER = Bound("a number", SIGNED, AMOUNT_MAX, RATE_PLACES)  # any other figure in market data (an APY)
 
 
+@functools.lru_cache(maxsize=4096)
 def bound_of(key: str) -> Bound | None:
     """The bound of a market-data value, from its key (a data file's column): `{x}_gwei` gas price,
     `{x}_funding_rate` funding rate, `aave_{x}_index` and `{token}_eth_rate` index, `{x}_price` price;

@@ -18,29 +18,36 @@ WRAPPED = {"WETH": "ETH", "WBTC": "BTC"}
 ONE = Decimal(1)
 
 
+class Snapshot(dict[str, Decimal]):
+    """Market data that `normalise` built and checked: passed through again as a copy, unchecked (a
+    snapshot goes through `advance_to`, the engine and an interface; it is checked once)."""
+
+
 def normalise(market_data: Mapping[str, Any] | None) -> dict[str, Decimal]:
     """Numbers as Decimal (floats through `str`), each inside its key's bound (`bound_of`; any other
     number inside `NUMBER`); `DataError` naming `market_data.<key>` otherwise. A None value, and a value
     that is not a number under a key that is not a price, rate, index or gas price, is left out."""
     if market_data is None:
-        return {}
+        return Snapshot()
+    if type(market_data) is Snapshot:
+        return Snapshot(market_data)
     if not isinstance(market_data, Mapping):
         raise DataError(f"market_data: expected a mapping of names to numbers, got {shown(market_data)}")
-    out: dict[str, Decimal] = {}
+    out = Snapshot()
     for key, value in market_data.items():
         name = text(key)
         if name is None or value is None:
             continue
         bound = bound_of(name)
-        field = f"market_data.{name if len(name) <= 80 else shown(name)}"
         try:
             if bound is None:
                 if isinstance(value, bool) or not _is_number(value):
                     continue
                 bound = NUMBER
-            out[name] = bound.parse(value, field)
+            out[name] = bound.parse(value, name)
         except InstructionError as e:
-            raise DataError(str(e)) from None
+            problem = str(e)[len(e.field) + 2 :]
+            raise DataError(f"market_data.{name if len(name) <= 80 else shown(name)}: {problem}") from None
     return out
 
 

@@ -237,7 +237,7 @@ class EventDrivenStrategyEngine:
             raise LedgerError("the engine is closed; start a new one")
         if not isinstance(instruction, Mapping):
             raise InstructionError("instruction", f"expected a dict, got {type(instruction).__name__}")
-        market: Any = market_data if market_data is not None else dict(self.market)  # checked where received
+        market: Any = market_data if market_data is not None else self.market  # checked where received
         if self.initial_equity is None and market:
             self._observe_first(market)
         kind = instruction.get("venue_type")
@@ -260,7 +260,6 @@ class EventDrivenStrategyEngine:
             self.market = normalise(market)
         except DataError:
             return  # the interface that receives it records the refusal
-
         self.event_logger.record_market(self.session, self.market, self.event_logger.now())
         self._marks_due = self.event_logger.now() + MARKS_EVERY
         self.initial_equity = self.position_monitor.equity()

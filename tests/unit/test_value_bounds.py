@@ -24,10 +24,10 @@ from aggregates.values import (
     funding_rate,
     gas_price,
     index,
-    places,
     price,
     rate,
     shown,
+    within_places,
 )
 from aggregates.venue import VenueLedger
 from executors.costs import ConfigError
@@ -312,7 +312,11 @@ def test_each_bound_holds_at_its_edges(
 
 
 def test_places_count_the_digits_that_carry_a_value() -> None:
-    assert [places(D(x)) for x in ("1.50", "100", "1E+5", "0.000", "1e-27", "-0.10")] == [1, 0, 0, 0, 27, 1]
+    """Trailing zeros carry nothing: `1.50` has one place; exponents count, whatever their size."""
+    cases = [("1.50", 1), ("100", 0), ("1E+5", 0), ("0.000", 0), ("1e-27", 27), ("-0.10", 1),
+             ("1e-999999999", 999999999), ("0." + "0" * 5000 + "1", 5001), ("1" + "0" * 99 + ".5", 1)]
+    for text, count in cases:
+        assert within_places(D(text), count) and (count == 0 or not within_places(D(text), count - 1))
 
 
 def test_market_keys_find_their_bound_by_name() -> None:
