@@ -384,7 +384,7 @@ def test_a_zero_or_tiny_width_prints_the_40_column_layout_and_ends(live: Path) -
 
 
 def test_amounts_beyond_28_digits_print_exactly_in_summary_state_and_diff(big: tuple[Path, Path]) -> None:
-    """A 1e14 balance with 18-decimal fees (32 digits): `summary`, `replay state --at N` and `replay diff` crashed
+    """A 1e14 balance, 18-decimal fees (32 digits): `summary`, `replay state --at N` and `replay diff` crashed
     (InvalidOperation rounding in the 28-digit default context) and `diff` would round B - A. Recorded
     amounts print exactly; derived ones (equity, average entry) rounded half-even to 12 decimals."""
     a, b = big
