@@ -46,3 +46,7 @@ class CommandError(LedgerError):
 
 class IntegrityViolation(LedgerError):
     """A stored event does not match its hash chain or checkpoint."""
+
+
+class DataError(LedgerError, ValueError):
+    """Market data that cannot be used as given; the message names the file (or source) and line or time."""

@@ -16,7 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from aggregates.errors import DuplicateError, InstructionError, LedgerError
+from aggregates.errors import DataError, DuplicateError, InstructionError, LedgerError
+from aggregates.values import shown, text
 from executors import results
 from executors.costs import CostModel
 from executors.instructions import Invalid, Parsed, parse_transfer, received
@@ -115,7 +116,12 @@ class BaseExecutionInterface(ABC):
         self, instruction: dict[str, Any], market_data: dict[str, Any]
     ) -> dict[str, Any]:
         """Execute a cross-venue transfer (the transfer backend does the work for every interface)."""
-        answer = self.transfers.transfer(self, instruction, normalise(market_data))
+        try:
+            market = normalise(market_data)
+        except DataError as e:
+            venue, iid, _parsed = self.parse_transfer_at(instruction)
+            return self.reject(venue, iid, "invalid_field", str(e), instruction)
+        answer = self.transfers.transfer(self, instruction, market)
         result: dict[str, Any] = await settle(answer)
         return result
 
@@ -162,12 +168,13 @@ class BaseExecutionInterface(ABC):
         supplied = instruction.get("instruction_id")
         if supplied is None:
             return self.logger.next_instruction_id()
-        if not isinstance(supplied, str) or not supplied.strip() or len(supplied) > 128:
+        plain = (text(supplied) or "").strip()
+        if not plain or len(plain) > 128:
             raise InstructionError(
-                "instruction_id", f"expected non-empty text of at most 128 characters, got {supplied!r}"
+                "instruction_id", f"expected non-empty text of at most 128 characters, got {shown(supplied)}"
             )
-        self.logger.claim_instruction_id(supplied.strip())
-        return supplied.strip()
+        self.logger.claim_instruction_id(plain)
+        return plain
 
     def reject(
         self,
@@ -202,11 +209,11 @@ class BaseExecutionInterface(ABC):
                 self.logger.views_failed(e)
 
     def known_venue(self, name: Any, field: str) -> str:
-        if not isinstance(name, str) or not name.strip():
-            raise InstructionError(field, f"expected a venue name, got {name!r}")
-        venue = name.strip().lower()
+        venue = (text(name) or "").strip().lower()
+        if not venue:
+            raise InstructionError(field, f"expected a venue name, got {shown(name)}")
         if self.logger.venue_type(venue) is None:
-            raise InstructionError(field, f"unknown venue {name!r}")
+            raise InstructionError(field, f"unknown venue {shown(name)}")
         return venue
 
     def parse_transfer_at(self, instruction: Mapping[str, Any]) -> tuple[str, str, Any]:
@@ -222,9 +229,10 @@ class BaseExecutionInterface(ABC):
         try:
             if target is None:
                 raise Invalid("missing_field", "to_venue", "is required")
-            if not isinstance(target, str) or self.logger.venue_type(target.strip().lower()) is None:
-                raise Invalid("unknown_venue", "to_venue", f"unknown venue {target!r}")
-            return venue, iid, parse_transfer(instruction, iid, venue, target.strip().lower())
+            to_venue = (text(target) or "").strip().lower()
+            if self.logger.venue_type(to_venue) is None:
+                raise Invalid("unknown_venue", "to_venue", f"unknown venue {shown(target)}")
+            return venue, iid, parse_transfer(instruction, iid, venue, to_venue)
         except Invalid as e:
             return venue, iid, e
 

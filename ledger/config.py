@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from aggregates.errors import InstructionError
-from aggregates.values import to_decimal, to_utc
-from executors.costs import ConfigError
+from aggregates.values import BALANCE, to_utc
+from executors.costs import ConfigError, setting
 
 # Live keys read from the environment when the config lacks them (upper case: BINANCE_API_KEY, ...).
 LIVE_KEYS = (
@@ -144,14 +144,8 @@ def initial_balances(config: Mapping[str, Any]) -> list[tuple[str, str, str, Dec
 
 
 def amount(value: Any, key: str) -> Decimal:
-    """A balance in the config: a finite number, not negative; ConfigError naming `key` otherwise."""
-    try:
-        result = to_decimal(value, key)
-    except InstructionError as e:
-        raise ConfigError(e.field, str(e).split(": ", 1)[1]) from None
-    if result < 0:
-        raise ConfigError(key, f"must not be negative, got {result}")
-    return result
+    """A balance in the config: inside `BALANCE` (not negative); ConfigError naming `key` otherwise."""
+    return setting(value, key, BALANCE)
 
 
 # ---- what `SessionStarted` records: an allow-list -----------------------------------------------------

@@ -14,12 +14,12 @@ from decimal import Decimal, localcontext
 from importlib import metadata
 from typing import Any
 
-from aggregates.errors import InstructionError, LedgerError
+from aggregates.errors import DataError, InstructionError, LedgerError
 from aggregates.session import Session
 from aggregates.values import MONEY, to_utc
 from executors import BaseExecutionInterface, ExecutionInterfaceFactory
 from executors.costs import ConfigError
-from executors.market import normalise
+from executors.market import checked, normalise
 from executors.risk import RiskLimits
 from executors.simulated.volatile import Volatile
 from ledger import config as cfg
@@ -225,6 +225,7 @@ class EventDrivenStrategyEngine:
     async def advance_to(self, ts: datetime | str, market: Mapping[str, Any] | None = None) -> None:
         """Move the clock to `ts`: record the market, then everything that fell due (funding, interest,
         arrivals, resting orders, liquidations)."""
+        market = checked(market)  # bad market data is refused before anything moves (DataError)
         when = ts if isinstance(ts, datetime) and ts.tzinfo is UTC else to_utc(ts, "timestamp")
         with self.event_logger.unit():
             await self._advance(when, market)
@@ -268,7 +269,7 @@ class EventDrivenStrategyEngine:
     async def _execute(
         self, instruction: Mapping[str, Any], market_data: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        market = dict(market_data) if market_data is not None else dict(self.market)
+        market: Any = market_data if market_data is not None else self.market  # checked where received
         if self.initial_equity is None and market:
             self._observe_first(market)
         kind = instruction.get("venue_type")
@@ -286,8 +287,11 @@ class EventDrivenStrategyEngine:
             )
         raise InstructionError("venue_type", reason.split(": ", 1)[1])
 
-    def _observe_first(self, market: Mapping[str, Any]) -> None:
-        self.market = normalise(market)
+    def _observe_first(self, market: Any) -> None:
+        try:
+            self.market = normalise(market)
+        except DataError:
+            return  # the interface that receives it records the refusal
         self.event_logger.record_market(self.session, self.market, self.event_logger.now())
         self._marks_due = self.event_logger.now() + MARKS_EVERY
         self.initial_equity = self.position_monitor.equity()
