@@ -67,6 +67,7 @@ class Ledger(Application[UUID]):
         self.session: Session | None = None
         self._since_checkpoint = 0
         self._cp_broken = False
+        self._write_error: str | None = None  # the last failed write's cause, until a write succeeds
         try:
             super().__init__(env=env)
         except (PersistenceError, sqlite3.Error) as e:
@@ -198,7 +199,9 @@ class Ledger(Application[UUID]):
                     raise ConcurrencyError(self._conflict_message(stored, e)) from None
                 ids = None
             except PersistenceError as e:
-                raise StoreError(f"cannot write to {self.url.redacted}: {_first_line(e)}") from None
+                self._write_error = _first_line(e)
+                raise StoreError(f"cannot write to {self.url.redacted}: {self._write_error}") from None
+            self._write_error = None
             self._heads.update(pending)
             self._since_checkpoint += len(events)
         self._snapshot(processing)
@@ -229,6 +232,9 @@ class Ledger(Application[UUID]):
             return GENESIS
         rows = self.recorder.select_events(stream, gt=version - 1, lte=version)
         if not rows:
+            if self._write_error is not None:  # not another writer: our own last write failed
+                raise StoreError(f"cannot write to {self.url.redacted}: {self._write_error} (version "
+                                 f"{version} of stream {stream} was never stored)")
             raise ConcurrencyError(f"stream {stream} has no version {version}; reload and retry")
         return split_state(self.codec.plaintext(rows[0].state))[1]
 

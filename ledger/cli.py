@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -74,11 +76,12 @@ def demo(
     from replays.verify import verify_chain
 
     parsed = guard(lambda: parse_url(db))
-    lock = None
+    lock, fresh = None, None
     if parsed.kind == "sqlite":
         lock, replaced = guard(lambda: claim_fresh(parsed.path, force=force))
         if replaced:
             err.print(replaced, highlight=False, markup=False)
+        fresh = parsed.path if not os.path.exists(parsed.path) else None
     try:
         ledger = _open(db, create=True)
     finally:
@@ -88,8 +91,13 @@ def demo(
         guard(lambda: run_demo(ledger))
         summary = guard(lambda: _summary(ledger))
         verified = guard(lambda: verify_chain(ledger))
-    finally:
+    except BaseException:
         ledger.close()
+        if fresh is not None:  # a demo that failed (a full disk) leaves no half-written ledger
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{fresh}{suffix}").unlink(missing_ok=True)
+        raise
+    ledger.close()
     if as_json:
         emit({**summary, "verified": verified.ok})
         return

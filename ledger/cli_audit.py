@@ -344,10 +344,10 @@ def audit_import(
             if views:
                 from projections import SQLProjection
 
-                view = SQLProjection.for_ledger(ledger)
+                view = guard(lambda: SQLProjection.for_ledger(ledger))
                 try:
                     update(0, count, "building views")
-                    view.run(ledger, progress=lambda n: update(n))
+                    guard(lambda: view.run(ledger, progress=lambda n: update(n)))
                 finally:
                     view.close()
     except BaseException:

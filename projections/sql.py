@@ -7,7 +7,8 @@ projector killed at any point resumes exactly once from the last committed notif
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,12 +28,24 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
+from aggregates.errors import StoreError
 from projections.folds import apply
 from projections.state import Fill, LedgerState, Order, Position, Transit
 
 VIEW_NAME = "ledger-views"
+
+
+@contextmanager
+def _view_errors() -> Iterator[None]:
+    """A database error while writing the views (a full disk, a read-only file) as one StoreError."""
+    try:
+        yield
+    except DBAPIError as e:
+        text = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        raise StoreError(f"cannot write the SQL views: {text}") from None
 
 
 class DecimalText(TypeDecorator[Decimal]):
@@ -167,8 +180,9 @@ class SQLProjection:
         self.engine: Engine = _engine(url) if isinstance(url, str) else url
         self.name = name
         self.metadata, self.tables = _tables(schema)
-        self.metadata.create_all(self.engine)
-        self.state, self.position = self._load()
+        with _view_errors():
+            self.metadata.create_all(self.engine)
+            self.state, self.position = self._load()
 
     @classmethod
     def for_ledger(cls, ledger: Any) -> SQLProjection:
@@ -215,7 +229,7 @@ class SQLProjection:
         if not count:
             return 0
         try:
-            with self.engine.begin() as conn:
+            with _view_errors(), self.engine.begin() as conn:
                 self._write(conn, state)
                 conn.execute(update(self.tables["tracking"]).where(
                     self.tables["tracking"].c.name == self.name).values(
@@ -260,7 +274,7 @@ class SQLProjection:
         state = LedgerState(keep_fills=False)
         count, last = 0, 0
         try:
-            with self.engine.begin() as conn:
+            with _view_errors(), self.engine.begin() as conn:
                 for table in reversed(self.metadata.sorted_tables):
                     conn.execute(delete(table))
                 for nid, event in source.iter_events():

@@ -91,11 +91,11 @@ def test_sqlite_urls_are_unquoted_and_a_query_is_refused() -> None:
             parse_url(url)
 
 
-def test_a_backtest_into_a_path_with_uri_characters(tmp_path: Path) -> None:
-    run = ledger_process("backtest", "--days", "1", "--db", "b?x #.db", "--report", "rep", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b?x #.db", "rep"]
-    assert rows(tmp_path / "b?x #.db", "SELECT COUNT(*) FROM view_tracking") == [(1,)]
+def test_a_backtest_db_path_with_uri_characters_stays_that_path() -> None:
+    from ledger.cli_backtest import _db_url
+
+    for name in ("b?x #.db", "50%.db", "/abs/h#x.db"):
+        assert parse_url(_db_url(name)).path == name
 
 
 # ---- one writer at a time -----------------------------------------------------------------------------
@@ -233,3 +233,81 @@ def test_db_options_replace_only_a_ledger_and_say_so(demo: Path, tmp_path: Path)
     assert not (tmp_path / "r").exists() or (tmp_path / "r").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".db", ".txt", "")) == [
         "adir", "ledger-of-record.db", "notes.txt", "r"]
+
+
+# ---- a full disk ------------------------------------------------------------------------------------------
+
+
+def in_a_mount_namespace(tmp_path: Path, mount: str, script: str) -> dict[str, str]:
+    """Run `script` (sh, `$LEDGER` is the CLI) in `tmp_path/mnt` after `mount` (sh, `$DIR` is that
+    folder) in a mount namespace of its own (unshare): nothing outside sees the mount and it vanishes
+    with the process. What each part prints after a line `### name` is returned under that name."""
+    folder = tmp_path / "mnt"
+    folder.mkdir(exist_ok=True)
+    ledger = f"{sys.executable} -m ledger.cli"
+    body = f'DIR="{folder}"; {mount} && cd "{folder}" && {script}'
+    run = subprocess.run(["unshare", "-rm", "sh", "-c", body], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "LEDGER": ledger}, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    parts = (text.split("\n", 1) for text in run.stdout.split("### ")[1:])
+    return {name: rest for name, rest in parts}
+
+
+@pytest.mark.slow  # eight processes (~15 s on a loaded machine)
+def test_a_full_disk_is_named_cleaned_up_after_and_recovered_from(demo: Path, tmp_path: Path) -> None:
+    assert cli("audit", "export", "--db", demo, "--out", tmp_path / "e.jsonl").code == 0
+    got = in_a_mount_namespace(tmp_path, 'mount -t tmpfs -o size=400k tmpfs "$DIR"', f"""
+        head -c 330000 /dev/zero > pad
+        echo "### backtest"; $LEDGER backtest --days 4 --db b.db --report rep 2>&1; rm -rf b.db* rep
+        head -c 300000 /dev/zero > pad
+        echo "### demo"; $LEDGER demo --db d.db 2>&1 >/dev/null
+        echo "### import"; $LEDGER audit import --db i.db --from "{tmp_path / 'e.jsonl'}" 2>&1
+        head -c 200000 /dev/zero > pad2 2>/dev/null
+        for f in jsonl parquet; do echo "### export $f"; $LEDGER audit export --db "{demo}" --out x.$f 2>&1; done
+        echo "### left"; ls -A
+        rm pad pad2
+        echo "### after"; $LEDGER demo --db d.db 2>&1 >/dev/null; ls -A
+    """)
+    assert got["backtest"].startswith("error: cannot write to sqlite:///b.db: database or disk is full"), got
+    assert got["backtest"].count("\n") == 1 and "reload and retry" not in got["backtest"]
+    assert got["demo"] == "error: cannot write to sqlite:///d.db: database or disk is full\n"
+    assert got["import"].startswith("error: ") and "disk is full" in got["import"], got["import"]
+    assert got["import"].count("\n") == 1
+    for f in ("jsonl", "parquet"):
+        text = got[f"export {f}"]
+        assert text.startswith(f"error: x.{f}: ") and "No space left on device" in text, text
+        assert text.count("\n") == 1
+    assert got["left"].split() == ["pad", "pad2"]  # no ledger, no .part folder, no -wal or -shm
+    assert got["after"].split() == ["d.db"]
+
+
+# ---- read-only media ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # seven processes
+def test_a_ledger_on_a_read_only_mount_is_read_and_nothing_is_created(demo: Path, tmp_path: Path) -> None:
+    (tmp_path / "mnt").mkdir()
+    shutil.copy(demo, tmp_path / "mnt" / "d.db")
+    got = in_a_mount_namespace(tmp_path, 'mount --bind "$DIR" "$DIR" && mount -o remount,bind,ro "$DIR"', f"""
+        for c in "audit verify" "audit anchor" "audit events --limit 1" summary "replay state"; do
+            echo "### $c"; $LEDGER $c --db d.db >/dev/null 2>&1; echo $?; done
+        echo "### export"; $LEDGER audit export --db d.db --out "{tmp_path / 'x.jsonl'}" 2>&1
+        echo "### rebuild"; $LEDGER rebuild --db d.db 2>&1
+        echo "### left"; ls -A
+    """)
+    for command in ("audit verify", "audit anchor", "audit events --limit 1", "summary", "replay state"):
+        assert got[command] == "0\n", (command, got[command])
+    assert got["export"] == f"exported 40 events to {tmp_path / 'x.jsonl'} (jsonl)\n"
+    assert got["rebuild"] == ("error: cannot write d.db: the file is read-only (reading commands such as "
+                              "`summary` and `audit` open it read-only)\n")
+    assert got["left"].split() == ["d.db"]
+
+
+def test_reading_commands_leave_no_wal_or_shm_beside_the_ledger(demo: Path, tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    shutil.copy(demo, db)
+    # real processes: one that ends without closing its connections is what left them behind
+    for args, left in ((["summary"], ["d.db"]), (["audit", "verify"], ["d.db"]),
+                       (["replay", "state"], ["d.db", "d.db.states"])):
+        assert ledger_process(*args, "--db", db).returncode == 0, args
+        assert sorted(p.name for p in tmp_path.iterdir()) == left, args
