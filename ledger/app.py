@@ -87,7 +87,8 @@ class Ledger(Application[UUID]):
         last = self.max_notification_id()
         if not last:
             return
-        with closing(self.iter_rows(0, None, 1)) as rows:
+        first: Any = self.iter_rows(0, None, 1)  # a generator, closed after its first row
+        with closing(first) as rows:
             first_row = next(rows, None)
         probes = [r for r in (first_row, *self.iter_rows(last - 1, last)) if r is not None]
         for _nid, _stream, _version, _topic, state in probes:
@@ -97,8 +98,8 @@ class Ledger(Application[UUID]):
             except Exception:  # any failure to read is what is probed for
                 continue
         have = f"the {CIPHER_ENV} set here" if self.codec.cipher else f"no {CIPHER_ENV} set"
-        raise StoreError(f"neither the first nor the last event of {self.url.redacted} can be read with "
-                         f"{have}: the ledger is encrypted with another key (or was not written by this "
+        raise StoreError(f"neither the first nor the last event can be read with {have}: the ledger "
+                         f"{self.url.redacted} is encrypted with another key (or was not written by this "
                          "ledger)")
 
     # ---- opening -------------------------------------------------------------------------------

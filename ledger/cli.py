@@ -134,9 +134,8 @@ def summary(db: DbOption, as_json: JsonOption = False, wide: WideOption = False)
 @app.command()
 def rebuild(db: DbOption, as_json: JsonOption = False) -> None:
     """Drop every SQL view and rebuild it from the events, with a progress bar."""
-    from projections import SQLProjection
-
     from ledger.app import Ledger
+    from projections import SQLProjection
 
     ledger = guard(lambda: Ledger.open(db, synchronous="NORMAL"))
     guard(ledger.hold_writer)

@@ -143,7 +143,7 @@ def backtest(
         "backtest-report"
     ),
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing SQLite ledger at --db (never any other file).")
+        bool, typer.Option("--force", help="Replace an existing SQLite ledger at --db (never another file).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     wide: WideOption = False,

@@ -12,10 +12,10 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from uuid import UUID
@@ -325,10 +325,8 @@ class WriterLock:
         if users > 1:
             self._held[self.path] = (fd, users - 1)
             return
-        try:
+        with suppress(OSError):
             os.unlink(self.path)
-        except OSError:
-            pass
         os.close(fd)
 
     def _lock(self) -> int:
@@ -355,10 +353,10 @@ class WriterLock:
                 continue
             words = [os.path.basename(sys.argv[0] or "python")]
             words += [a for a in sys.argv[1:3] if a.isidentifier()]  # the subcommand, never option values
-            holder = {"pid": os.getpid(), "command": " ".join(words),
-                      "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            me = {"pid": os.getpid(), "command": " ".join(words),
+                  "since": datetime.now(UTC).isoformat(timespec="seconds")}
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(holder).encode(), 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
             return fd
 
 
@@ -481,7 +479,6 @@ class LedgerSQLiteFactory(SQLiteFactory):
 
 __all__ = [
     "FastSQLiteApplicationRecorder", "LedgerSQLiteFactory", "SQLiteDatastore", "StoreURL", "WriterLock",
-    "check_postgres", "check_sqlite", "check_writable", "claim_fresh", "environment", "parse_url", "readonly_uri",
-    "sqlite_engine",
-    "sqlite_uri", "sqlite_url",
+    "check_postgres", "check_sqlite", "check_writable", "checkpoint_lock", "claim_fresh", "environment",
+    "parse_url", "readonly_uri", "sqlite_engine", "sqlite_uri", "sqlite_url",
 ]

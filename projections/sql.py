@@ -285,7 +285,8 @@ class SQLProjection:
                 self._flush(conn, state, progress, count)
                 conn.execute(insert(self.tables["tracking"]).values(
                     name=self.name, notification_id=last, events=state.events,
-                    fills_count=state.fills_count, last_ts=state.last_ts.isoformat() if state.last_ts else ""))
+                    fills_count=state.fills_count,
+                    last_ts=state.last_ts.isoformat() if state.last_ts else ""))
         finally:
             self.state, self.position = self._load()
         return count

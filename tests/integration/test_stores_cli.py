@@ -110,7 +110,7 @@ def hold(db: Path, mode: str) -> subprocess.Popen[str]:
 
 
 def release(proc: subprocess.Popen[str]) -> None:
-    out, err = proc.communicate("\n", timeout=60)
+    _out, err = proc.communicate("\n", timeout=60)
     assert proc.returncode == 0, err
 
 
@@ -151,7 +151,8 @@ def test_anchor_refuses_a_log_that_does_not_verify(demo: Path, tmp_path: Path) -
     good = cli("audit", "anchor", "--db", db)
     assert good.code == 0 and json.loads(good.stdout)["events"] == 40
     (stream,) = rows(db, "SELECT originator_id FROM stored_events WHERE rowid=5")[0]
-    (after,) = rows(db, "SELECT MIN(rowid) FROM stored_events WHERE originator_id=? AND rowid>5", (stream,))[0]
+    (after,) = rows(db, "SELECT MIN(rowid) FROM stored_events WHERE originator_id=? AND rowid>5",
+                    (stream,))[0]
     con = sqlite3.connect(db)
     con.execute("DELETE FROM stored_events WHERE rowid=5")
     con.commit()
@@ -225,7 +226,8 @@ def test_db_options_replace_only_a_ledger_and_say_so(demo: Path, tmp_path: Path)
         assert notes.read_text() == "my notes\n"
     folder = tmp_path / "adir"
     folder.mkdir()
-    assert one_error_line(cli("demo", "--db", folder)) == f"error: {folder} is a directory, not a ledger database\n"
+    err = one_error_line(cli("demo", "--db", folder))
+    assert err == f"error: {folder} is a directory, not a ledger database\n"
     run = cli("demo", "--db", db, "--force")
     assert run.code == 0 and run.stderr == f"replaced the ledger {db} (40 events)\n"
     run = cli("backtest", "--days", "1", "--force", "--db", db, "--report", tmp_path / "r")
@@ -263,7 +265,8 @@ def test_a_full_disk_is_named_cleaned_up_after_and_recovered_from(demo: Path, tm
         echo "### demo"; $LEDGER demo --db d.db 2>&1 >/dev/null
         echo "### import"; $LEDGER audit import --db i.db --from "{tmp_path / 'e.jsonl'}" 2>&1
         head -c 200000 /dev/zero > pad2 2>/dev/null
-        for f in jsonl parquet; do echo "### export $f"; $LEDGER audit export --db "{demo}" --out x.$f 2>&1; done
+        for f in jsonl parquet; do
+            echo "### export $f"; $LEDGER audit export --db "{demo}" --out x.$f 2>&1; done
         echo "### left"; ls -A
         rm pad pad2
         echo "### after"; $LEDGER demo --db d.db 2>&1 >/dev/null; ls -A

@@ -83,7 +83,8 @@ def test_two_sessions_checkpointing_concurrently_verify(pg_url: str, tmp_path: P
     assert result.ok, result.first
     assert result.checkpoints >= 2 * (60 // 7) + 2
     run = subprocess.run([sys.executable, "-m", "ledger.cli", "audit", "verify", "--db", pg_url],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert run.returncode == 0 and run.stdout.startswith(f"ok: {result.events} events"), run.stderr
 
 
