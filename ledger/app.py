@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,8 +31,11 @@ from aggregates.venue import VenueLedger
 from ledger.codec import GENESIS, ChainedMapper, link_global, split_state
 from ledger.stores import (
     StoreURL,
+    WriterLock,
     check_postgres,
     check_sqlite,
+    check_writable,
+    checkpoint_lock,
     creation_lock,
     environment,
     parse_url,
@@ -49,9 +55,12 @@ class Ledger(Application[UUID]):
 
     def __init__(
         self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 10_000,
-        checkpoint_every: int = 10_000,
+        checkpoint_every: int = 10_000, writer: WriterLock | None = None,
     ) -> None:
         self.url = url
+        self.writer = writer or (WriterLock(url.path) if url.kind == "sqlite" else None)
+        if self.writer is not None:  # released when the ledger is closed or collected, or at exit
+            self._release_writer = weakref.finalize(self, self.writer.release)
         self.snapshot_every = snapshot_every
         self.checkpoint_every = checkpoint_every
         self._heads: dict[UUID, tuple[int, str]] = {}
@@ -60,11 +69,40 @@ class Ledger(Application[UUID]):
         self.session: Session | None = None
         self._since_checkpoint = 0
         self._cp_broken = False
+        self._write_error: str | None = None  # the last failed write's cause, until a write succeeds
         try:
             super().__init__(env=env)
-        except PersistenceError as e:
+        except (PersistenceError, sqlite3.Error) as e:
             raise StoreError(f"cannot open {url.redacted}: {_first_line(e)}") from None
-        self._cp_to, self._cp_chain = self._last_checkpoint()
+        if self.writer is not None:
+            self.recorder.before_write = self.hold_writer  # type: ignore[attr-defined]
+        try:
+            self._cp_to, self._cp_chain = self._last_checkpoint()
+            self.check_key()
+        except (PersistenceError, sqlite3.Error) as e:
+            raise StoreError(f"cannot read {url.redacted}: {_first_line(e)}") from None
+
+    def check_key(self) -> None:
+        """A first and a last event that both cannot be read mean a wrong or missing cipher key: one
+        StoreError when the ledger is opened, before anything is read, written or changed (a single
+        unreadable row is tampering, for `ledger audit verify` to name)."""
+        last = self.max_notification_id()
+        if not last:
+            return
+        first: Any = self.iter_rows(0, None, 1)  # a generator, closed after its first row
+        with closing(first) as rows:
+            first_row = next(rows, None)
+        probes = [r for r in (first_row, *self.iter_rows(last - 1, last)) if r is not None]
+        for _nid, _stream, _version, _topic, state in probes:
+            try:
+                split_state(self.codec.plaintext(state.encode() if isinstance(state, str) else state))
+                return
+            except Exception:  # any failure to read is what is probed for
+                continue
+        have = f"the {CIPHER_ENV} set here" if self.codec.cipher else f"no {CIPHER_ENV} set"
+        raise StoreError(f"neither the first nor the last event can be read with {have}: the ledger "
+                         f"{self.url.redacted} is encrypted with another key (or was not written by this "
+                         "ledger)")
 
     # ---- opening -------------------------------------------------------------------------------
 
@@ -79,12 +117,34 @@ class Ledger(Application[UUID]):
         key = os.environ.get(CIPHER_ENV)
         if key:
             env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=key)
+        writer = None
         if parsed.kind == "sqlite":
             check_sqlite(parsed.path, create=create)
-        with creation_lock(parsed, create):
-            if parsed.kind == "postgresql":
-                check_postgres(parsed, create=create)
-            return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every)
+            check_writable(parsed.path)
+            writer = WriterLock(parsed.path)
+            if create:  # creating tables or appending: the one writer, before anything is written
+                writer.acquire()
+        try:
+            with creation_lock(parsed, create):
+                if parsed.kind == "postgresql":
+                    check_postgres(parsed, create=create)
+                return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every,
+                           writer=writer)
+        except BaseException:
+            if writer is not None:
+                writer.release()
+            raise
+
+    def hold_writer(self) -> None:
+        """Become the one writer of a SQLite ledger for as long as it stays open (a StoreError naming
+        the holder if another process writes it); PostgreSQL takes concurrent writers."""
+        if self.writer is not None:
+            self.writer.acquire()
+
+    def close(self) -> None:
+        super().close()
+        if self.writer is not None:
+            self._release_writer()
 
     def construct_mapper(self) -> ChainedMapper:
         cipher = None
@@ -142,7 +202,9 @@ class Ledger(Application[UUID]):
                     raise ConcurrencyError(self._conflict_message(stored, e)) from None
                 ids = None
             except PersistenceError as e:
-                raise StoreError(f"cannot write to {self.url.redacted}: {_first_line(e)}") from None
+                self._write_error = _first_line(e)
+                raise StoreError(f"cannot write to {self.url.redacted}: {self._write_error}") from None
+            self._write_error = None
             self._heads.update(pending)
             self._since_checkpoint += len(events)
         self._snapshot(processing)
@@ -176,6 +238,9 @@ class Ledger(Application[UUID]):
             return GENESIS
         rows = self.recorder.select_events(stream, gt=version - 1, lte=version)
         if not rows:
+            if self._write_error is not None:  # not another writer: our own last write failed
+                raise StoreError(f"cannot write to {self.url.redacted}: {self._write_error} (version "
+                                 f"{version} of stream {stream} was never stored)")
             raise ConcurrencyError(f"stream {stream} has no version {version}; reload and retry")
         return split_state(self.codec.plaintext(rows[0].state))[1]
 
@@ -275,6 +340,12 @@ class Ledger(Application[UUID]):
         session = self.session
         if session is None:
             raise LedgerError("checkpoint needs an active session (start_session first)")
+        with checkpoint_lock(self.url):
+            self._checkpoint(session, ts)
+
+    def _checkpoint(self, session: Session, ts: datetime) -> None:
+        if self.url.kind == "postgresql":  # other writers' checkpoints count: start from the last one
+            self._cp_to, self._cp_chain = self._last_checkpoint()
         if self._cp_broken:
             raise IntegrityViolation("the last checkpoint cannot be read; run `ledger audit verify`")
         with self._lock:
@@ -354,7 +425,7 @@ class Ledger(Application[UUID]):
         nid, stream, version, topic, state = row
         try:
             return self.codec.build(resolve_topic(topic), self.codec.plaintext(state), stream, version)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, AttributeError) as e:  # AttributeError: a truncated file's NULLs
             raise StoreError(
                 f"cannot decode notification {nid} ({topic}, stream {stream} version {version}): "
                 f"{_first_line(e)} (wrong or missing {CIPHER_ENV}, or not written by this ledger?)"

@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
@@ -414,15 +415,15 @@ def export(ledger: Any, target: Target, *, force: bool = False, with_bytes: bool
     shutil.rmtree(scratch, ignore_errors=True)  # left by an export that was killed
     scratch.mkdir()
     staged = {kind: scratch / path.name for kind, path in target.files().items()}
-    writer: _Writer
-    if target.format == "jsonl":
-        writer = _JSONLWriter(staged["events"])
-    elif target.format == "csv":
-        writer = _CSVWriter(staged["events"], with_bytes)
-    else:
-        writer = _ParquetWriter(staged)
+    writer: _Writer | None = None
     count = 0
-    try:
+    try:  # opening a writer writes too (Parquet's magic bytes): a full disk fails here already
+        if target.format == "jsonl":
+            writer = _JSONLWriter(staged["events"])
+        elif target.format == "csv":
+            writer = _CSVWriter(staged["events"], with_bytes)
+        else:
+            writer = _ParquetWriter(staged)
         for record, state, event in LogReader(ledger).entries():
             writer.write(record, state, event)
             count += 1
@@ -433,13 +434,18 @@ def export(ledger: Any, target: Target, *, force: bool = False, with_bytes: bool
             out.mkdir(exist_ok=True)
         for kind, path in Target(out, target.format, target.folder).files().items():
             os.replace(staged[kind], path)
-    except BaseException:
-        writer.abort()
+    except BaseException as e:
+        if writer is not None:
+            with suppress(Exception):  # closing on a full disk fails again: the first error is the one
+                writer.abort()
+        if isinstance(e, OSError) and not e.filename:  # pyarrow's errors name no file
+            raise OSError(e.errno, e.strerror or str(e), str(target.path)) from None
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if progress is not None:
         progress(count, total)
+    assert writer is not None
     return writer.rows()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from aggregates.errors import InstructionError, LedgerError
 from ledger import config as cfg
 from ledger.digest import log_digest
+from ledger.stores import sqlite_url
 from replays.diff import STARTED, Divergence, field_differences, first_divergence
 from replays.state import ReplayError
 
@@ -234,7 +235,7 @@ def rerun(ledger: Any, into: Path | None = None, progress: Callable[[int, int], 
     recorded = log_digest(ledger)
     with tempfile.TemporaryDirectory(prefix="ledger-rerun-") as tmp:
         target = into if into is not None else Path(tmp) / "rerun.db"
-        config, notes = rebuild_config(rec, strategy, market, f"sqlite:///{target}", views=into is not None)
+        config, notes = rebuild_config(rec, strategy, market, sqlite_url(target), views=into is not None)
         try:
             asyncio.run(run_backtest(config, strategy, market, progress))
         except LedgerError as e:
