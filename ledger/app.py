@@ -207,7 +207,10 @@ class Ledger(Application[UUID]):
             self._write_error = None
             self._heads.update(pending)
             self._since_checkpoint += len(events)
-        self._snapshot(processing)
+        try:
+            self._snapshot(processing)
+        except (PersistenceError, LedgerError) as e:  # the events are stored; a snapshot only speeds reads
+            log.warning("snapshot not written: %s", _first_line(e))
         numbers: Sequence[int | None] = list(ids) if ids else [None] * len(events)
         pairs = list(zip(numbers, events, strict=True))
         for listener in self._listeners:
@@ -331,8 +334,13 @@ class Ledger(Application[UUID]):
         if self.session is None:
             return
         self.checkpoint(ts)
-        self.session.record_end(reason, ts)
-        self.save(self.session)
+        session = self.session
+        session.record_end(reason, ts)
+        try:
+            self.save(session)
+        except LedgerError:
+            self.reload_session()  # not ended in memory while the log says it is not: it can be retried
+            raise
         self.session = None
 
     def checkpoint(self, ts: datetime) -> None:

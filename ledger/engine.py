@@ -162,10 +162,11 @@ class EventDrivenStrategyEngine:
         self._due_at = -1
 
     def _rebuild_views(self) -> None:
-        """The in-memory views again from the log alone, in log order (after a failed command)."""
+        """The in-memory views again from the log alone, in log order (after a failed command): what
+        is stored, then what waits in the write buffer."""
         self.projection.reset()
         self._borrow_cost = Decimal(0)
-        for pair in self.ledger.iter_events():
+        for pair in self.event_logger.committed():
             self.projection.handle([pair])
             self._watch_borrowing([pair])
 

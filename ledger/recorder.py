@@ -6,7 +6,9 @@ venue's reply, which the venue can be asked for again) is saved before it return
 for the disk unless `durable_replies` is set; it reaches the disk with the next durable commit, the
 next write-ahead. Backtests hand each commit's events
 to the projections at once and write them to the store in batches, in exactly the order they were
-committed, so the stored log is the same as if every commit had been saved on its own.
+committed, so every event is stored as if every commit had been saved on its own; only the session's
+checkpoints, taken after the write that reaches `checkpoint_every`, follow the batch writes
+(`ledger.batch`).
 
 Every command (an instruction, a step of time, a cancel) runs as one unit of work (`unit()`): when
 anything inside it raises — our checks, the decimal module, the store, a projection — the events it
@@ -60,9 +62,11 @@ class _Unit:
     """One running command: what it committed, the ids it took, and what to put back if it fails."""
 
     sequence: int
+    now: datetime
     saved: list[tuple[Participant, Any]]
     overlapped: bool = False
     depth: int = 1
+    kept: bool = False  # some of its events are stored (live and dry-run save every commit)
     events: list[Any] = field(default_factory=list)
     taken: list[str] = field(default_factory=list)
 
@@ -186,8 +190,7 @@ class EventRecorder:
         if self._units and self.flush_every > 0:
             raise LedgerError("another command is running on this engine: await it before the next")
         self.recover()
-        unit = _Unit(self.sequence, [(p, p.save_state()) for p in self._participants],
-                     overlapped=bool(self._units))
+        unit = _Unit(self.sequence, self._now, self._save_participants(), overlapped=bool(self._units))
         for other in self._units.values():
             other.overlapped = True
         self._units[task] = unit
@@ -198,12 +201,26 @@ class EventRecorder:
         except BaseException as error:
             self._rollback(unit)
             if isinstance(error, Exception):
-                raise typed(error) from error
+                raise typed(error, unit.kept) from error
             raise
         finally:
             del self._units[task]
-        if self._stale_views:
-            self.recover()
+        if self._stale_views:  # the command is committed: its result stands whatever happens here
+            try:
+                self.recover()
+            except LedgerError as e:
+                log.warning("views rebuilt later, the store fails now: %s", e)
+
+    def _save_participants(self) -> list[tuple[Participant, Any]]:
+        return [(p, p.save_state()) for p in self._participants]
+
+    def _stored(self, unit: _Unit) -> None:
+        """Part of a running command is stored (live, dry-run): a failure from here on goes back to
+        this point, not to before the command — what is stored, and the ids it used, stay."""
+        unit.kept = True
+        unit.sequence, unit.now, unit.events, unit.taken = self.sequence, self._now, [], []
+        if not unit.overlapped:
+            unit.saved = self._save_participants()
 
     def _unit(self) -> _Unit | None:
         return self._units.get(_current_task()) if self._units else None
@@ -220,7 +237,7 @@ class EventRecorder:
         if unit.overlapped:
             log.warning("a failed command overlapped another: the simulated venues keep their state")
         else:
-            self.sequence = unit.sequence
+            self.sequence, self._now = unit.sequence, unit.now
             for participant, saved in reversed(unit.saved):
                 participant.restore_state(saved)
         self._reload = True
@@ -231,32 +248,49 @@ class EventRecorder:
             log.warning("recovery after a failed command postponed: %s", e)
 
     def recover(self) -> None:
-        """After a failure: write the buffered events of earlier commands, reload the aggregates in
-        place from the store (whoever holds one sees the stored state), rebuild the views. Raises
-        StoreError, and changes nothing, while the store fails."""
+        """After a failure: put every aggregate back, in place, to what is committed — the stored
+        state (snapshot + tail) plus what waits in the write buffer — so whoever holds one sees it;
+        rebuild the views from the same. Nothing is written here, so a failure leaves no trace in a
+        backtest's log (its writes stay at the batch boundaries). Raises StoreError, and changes
+        nothing, while the store cannot be read."""
         if not (self._reload or self._stale_views):
             return
-        self.flush()
         if self._reload:
             for name, agg in list(self._aggregates.items()):
                 try:
-                    stored = self.ledger.get_venue(self.account, name)
+                    stored: Any = self.ledger.get_venue(self.account, name)
                 except StoreError:
                     raise
-                except LedgerError:  # opened by the failed command, never stored: open it afresh
+                except LedgerError:  # not stored yet: from its buffered events, or opened afresh
+                    stored = None
+                fresh = self._with_buffered(stored, agg.id)
+                if fresh is None:
                     del self._aggregates[name]
                     continue
                 vars(agg).clear()
-                vars(agg).update(vars(stored))
-            self.ledger.reload_session()
+                vars(agg).update(vars(fresh))
+            session = self.ledger.session
+            if session is not None:
+                fresh = self._with_buffered(self.ledger.get_session(self.session_key), session.id)
+                vars(session).clear()
+                vars(session).update(vars(fresh))
             self._reload = False
         if self._stale_views:
             self._stale_views = False
             if self.rebuild_views is not None:
                 try:
                     self.rebuild_views()
+                except StoreError:
+                    self._stale_views = True
+                    raise
                 except Exception as e:  # a fold that fails on a stored event: the log is still right
                     log.error("the views cannot be rebuilt from the log: %s: %s", type(e).__name__, e)
+
+    def _with_buffered(self, aggregate: Any, aggregate_id: UUID) -> Any:
+        for event in self._buffer:
+            if event.originator_id == aggregate_id:
+                aggregate = event.mutate(aggregate)
+        return aggregate
 
     def views_failed(self, error: BaseException) -> None:
         """A view or update handler raised after a commit: log it; the views are rebuilt from the log
@@ -291,6 +325,8 @@ class EventRecorder:
             durable = durable or self.durable_replies
             pairs = self.flush(durable=durable)
             self.unsynced = not durable
+            if unit is not None:
+                self._stored(unit)
             self._deliver(pairs)
             self._drain()
             return
@@ -324,6 +360,12 @@ class EventRecorder:
             self._drain()  # backtests delivered their own events at commit
         return pairs
 
+    def committed(self) -> Iterator[tuple[int | None, Any]]:
+        """The log as committed: what is stored, then what waits in the write buffer (no id yet)."""
+        yield from self.ledger.iter_events()
+        for event in list(self._buffer):
+            yield None, event
+
     def _deliver(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
         for listener in self._listeners:
             try:
@@ -350,14 +392,16 @@ def _current_task() -> object:
         return None
 
 
-def typed(error: Exception) -> LedgerError:
-    """The one typed error a failed command gives its caller, with the cause in the message."""
+def typed(error: Exception, kept: bool = False) -> LedgerError:
+    """The one typed error a failed command gives its caller, with the cause in the message; `kept`
+    says that what the command stored before it failed stays in the log."""
     if isinstance(error, LedgerError):
         return error
     cause = f"{type(error).__name__}: {error}".rstrip(": ")
+    rest = ("what it stored before the failure stays in the log" if kept
+            else "nothing of the command was kept")
     if isinstance(error, PersistenceError | sqlite3.Error | OSError):
-        return StoreError(f"the event store failed, nothing of this command was kept ({cause})")
+        return StoreError(f"the event store failed ({cause}); {rest}")
     if isinstance(error, ArithmeticError | decimal.InvalidOperation):
-        return InstructionError("instruction", f"a value is outside what can be computed ({cause}); "
-                                "nothing was recorded")
-    return CommandError(f"the command failed and was rolled back, nothing of it was kept ({cause})")
+        return InstructionError("instruction", f"a value is outside what can be computed ({cause}); {rest}")
+    return CommandError(f"the command failed and was rolled back ({cause}); {rest}")
