@@ -39,6 +39,11 @@ class StoreError(LedgerError):
     """The event store cannot be opened or used (missing, unreadable, not a ledger, unreachable)."""
 
 
+class CommandError(LedgerError):
+    """A command failed for a reason that is neither its input nor the store (a defect): it was rolled
+    back and the engine is usable; the message carries the cause."""
+
+
 class IntegrityViolation(LedgerError):
     """A stored event does not match its hash chain or checkpoint."""
 

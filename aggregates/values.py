@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import decimal
+import functools
 import math
+import reprlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,26 +28,30 @@ class MarketType(StrEnum):
 
 
 def to_decimal(value: object, field: str = "amount") -> Decimal:
-    """Turn int, str, Decimal or float (through str) into a finite Decimal, naming the field on error."""
+    """Turn int, str, Decimal or float (through str) into a finite Decimal, naming the field on error.
+
+    Finite only: the bounds of each kind of number are the `Bound`s below."""
     if isinstance(value, bool):
-        raise InstructionError(field, f"expected a number, got {value!r}")
+        raise InstructionError(field, f"expected a number, got {shown(value)}")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
+        if value.bit_length() > _INT_BITS:  # far outside every bound; also spares a huge conversion
+            raise InstructionError(field, f"out of range: an integer of {value.bit_length()} bits")
         result = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise InstructionError(field, f"expected a finite number, got {value!r}")
+            raise InstructionError(field, f"expected a finite number, got {shown(value)}")
         result = Decimal(str(value))
     elif isinstance(value, str):
         try:
-            result = Decimal(value.strip())
+            result = Decimal(str.strip(value))  # str's own strip: a subclass's is not trusted
         except decimal.InvalidOperation:
-            raise InstructionError(field, f"expected a number, got {value!r}") from None
+            raise InstructionError(field, f"expected a number, got {shown(value)}") from None
     else:
-        raise InstructionError(field, f"expected a number, got {value!r}")
+        raise InstructionError(field, f"expected a number, got {shown(value)}")
     if not result.is_finite():
-        raise InstructionError(field, f"expected a finite number, got {value!r}")
+        raise InstructionError(field, f"expected a finite number, got {shown(value)}")
     return result
 
 
@@ -56,13 +63,186 @@ def to_utc(value: object, field: str = "ts_event") -> datetime:
         return value.astimezone(UTC)
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(str.replace(value, "Z", "+00:00"))
         except ValueError:
-            raise InstructionError(field, f"expected an ISO time, got {value!r}") from None
+            raise InstructionError(field, f"expected an ISO time, got {shown(value)}") from None
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if isinstance(value, int) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    raise InstructionError(field, f"expected a time, got {value!r}")
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InstructionError(
+                field, f"epoch milliseconds out of range (years 1 to 9999), got {shown(value)}"
+            ) from None
+    raise InstructionError(field, f"expected a time, got {shown(value)}")
+
+
+def figure(number: Decimal) -> str:
+    """A Decimal as its text, shortened in the middle past 40 characters."""
+    digits = str(number)
+    return digits if len(digits) <= 40 else f"{digits[:20]}...{digits[-12:]}"
+
+
+def text(value: object) -> str | None:
+    """`value` as a plain `str` when it is text, else None: a str subclass's own methods (strip, lower,
+    __eq__...) are never called on input."""
+    return str.__str__(value) if isinstance(value, str) else None
+
+
+class _Shown(reprlib.Repr):
+    """reprlib with a length limit and no way out: a value whose repr raises is shown by its type
+    (no address, which would make what is stored depend on the run)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = limit
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = self.maxfrozenset = self.maxdeque = 20
+        self.maxarray = 20
+        self.maxlevel = 4
+
+    def repr1(self, x: object, level: int) -> str:
+        try:
+            return super().repr1(x, level)
+        except Exception:  # hostile input: any failure of its repr is shown the same way
+            return f"<{type(x).__name__} that cannot be shown>"
+
+    def repr_instance(self, x: object, level: int) -> str:
+        shown = builtins.repr(x)  # a failure goes to `repr1` (reprlib's own answer holds an address)
+        if len(shown) <= self.maxother:
+            return shown
+        head = (self.maxother - 3) // 2
+        return f"{shown[:head]}...{shown[len(shown) - (self.maxother - 3 - head):]}"
+
+
+_SHORT, _LONG = _Shown(80), _Shown(1000)
+
+
+def shown(value: object, long: bool = False) -> str:
+    """A repr for messages (80 characters) or for storing what arrived (`long`: 1,000), bounded in
+    length and depth, that never raises."""
+    return (_LONG if long else _SHORT).repr(value)
+
+
+# ---- bounds: every number that enters is checked against one of these, here and nowhere else -------
+# Why each figure: docs/values.md.
+
+AMOUNT_MAX = Decimal("1e15")  # any desk balance or order, in base units (1e15 USDT, 1e15 ETH)
+AMOUNT_PLACES = 18  # wei: the smallest unit of ETH and of most ERC-20 tokens
+PRICE_MAX = Decimal("1e12")  # a trillion quote units for one unit of base
+PRICE_PLACES = 18
+RATE_MAX = Decimal("1e6")  # exchange rates (weETH/ETH), reserve indexes, bps: far below any real one
+RATE_PLACES = 27  # ray: AAVE keeps indexes and rates in units of 1e-27
+FUNDING_RATE_MAX = Decimal("0.05")  # per funding interval; venues cap far lower (Binance 0.75 % on ETH)
+GAS_PRICE_MAX = Decimal("1e6")  # gwei: 1,000x the highest mainnet spikes
+_INT_BITS = 128  # ints wider than this are out of every bound before any conversion
+
+POSITIVE, NON_NEGATIVE, SIGNED = "positive", "non-negative", "signed"
+
+
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
+
+
+def within_places(number: Decimal, places: int) -> bool:
+    """True when `number` has no digit beyond `places` decimal places (`1.50` has one), exactly."""
+    scaled = number.scaleb(places, _EXACT)  # no rounding: the context holds any number of digits
+    return scaled == scaled.to_integral_value(context=_EXACT)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """What one kind of number may be: its sign, its largest magnitude and its decimal places.
+
+    `parse` is for input (int, str, Decimal or float through str); `require` is for values the code
+    built itself (a Decimal already: anything else is a bug, and places are the input's rule, since a
+    product of two inputs has more)."""
+
+    kind: str
+    sign: str
+    maximum: Decimal
+    places: int
+
+    def parse(self, value: object, field: str) -> Decimal:
+        is_ready = type(value) is Decimal and value.is_finite()  # the common case, without a call
+        number = value if is_ready else to_decimal(value, field)
+        assert isinstance(number, Decimal)
+        self._check(number, field)
+        if not within_places(number, self.places):
+            raise InstructionError(
+                field, f"at most {self.places} decimal places for {self.kind}, got {figure(number)}"
+            )
+        return number
+
+    def require(self, value: object, field: str) -> Decimal:
+        if type(value) is not Decimal:
+            raise InstructionError(field, f"expected a Decimal, got {type(value).__name__}")
+        if not value.is_finite():
+            raise InstructionError(field, f"expected a finite number, got {figure(value)}")
+        self._check(value, field)
+        return value
+
+    def _check(self, number: Decimal, field: str) -> None:
+        if self.sign == POSITIVE and number <= 0:
+            raise InstructionError(field, f"must be positive, got {figure(number)}")
+        if self.sign == NON_NEGATIVE and number < 0:
+            raise InstructionError(field, f"must not be negative, got {figure(number)}")
+        if number.copy_abs() > self.maximum:  # copy_abs: exact, whatever the exponent
+            limit = f"{self.maximum:,f}"
+            raise InstructionError(
+                field, f"out of range for {self.kind} (at most {limit} in size), got {figure(number)}"
+            )
+
+
+AMOUNT = Bound("an amount", POSITIVE, AMOUNT_MAX, AMOUNT_PLACES)  # order and transfer sizes
+BALANCE = Bound("an amount", NON_NEGATIVE, AMOUNT_MAX, AMOUNT_PLACES)  # opening balances, fees charged
+SIGNED_AMOUNT = Bound("an amount", SIGNED, AMOUNT_MAX, AMOUNT_PLACES)  # funding, adjustments, positions
+PRICE = Bound("a price", POSITIVE, PRICE_MAX, PRICE_PLACES)
+RATE = Bound("a rate", SIGNED, RATE_MAX, RATE_PLACES)  # any other rate or ratio
+INDEX = Bound("a rate or index", POSITIVE, RATE_MAX, RATE_PLACES)  # reserve indexes, staking rates
+FUNDING_RATE = Bound("a funding rate", SIGNED, FUNDING_RATE_MAX, RATE_PLACES)
+GAS_PRICE = Bound("a gas price", NON_NEGATIVE, GAS_PRICE_MAX, PRICE_PLACES)  # gwei; 0 on devnets
+NUMBER = Bound("a number", SIGNED, AMOUNT_MAX, RATE_PLACES)  # any other figure in market data (an APY)
+
+
+@functools.lru_cache(maxsize=4096)
+def bound_of(key: str) -> Bound | None:
+    """The bound of a market-data value, from its key (a data file's column): `{x}_gwei` gas price,
+    `{x}_funding_rate` funding rate, `aave_{x}_index` and `{token}_eth_rate` index, `{x}_price` price;
+    None for any other key (informational: `NUMBER` where it is a number)."""
+    if key.endswith("_gwei"):
+        return GAS_PRICE
+    if key.endswith("_funding_rate"):
+        return FUNDING_RATE
+    if (key.startswith("aave_") and key.endswith("_index")) or key.endswith("_eth_rate"):
+        return INDEX  # reserve indexes and staking exchange rates: one divides by them
+    if key.endswith("_price"):
+        return PRICE
+    return None
+
+
+def amount(value: object, field: str = "amount") -> Decimal:
+    """A positive order or transfer size."""
+    return AMOUNT.parse(value, field)
+
+
+def price(value: object, field: str = "price") -> Decimal:
+    return PRICE.parse(value, field)
+
+
+def rate(value: object, field: str = "rate") -> Decimal:
+    return RATE.parse(value, field)
+
+
+def index(value: object, field: str) -> Decimal:
+    """A reserve index or an exchange rate such as ETH per weETH: positive (one divides by it)."""
+    return INDEX.parse(value, field)
+
+
+def funding_rate(value: object, field: str = "funding_rate") -> Decimal:
+    return FUNDING_RATE.parse(value, field)
+
+
+def gas_price(value: object, field: str = "gas_price_gwei") -> Decimal:
+    return GAS_PRICE.parse(value, field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +273,9 @@ class Instrument:
 
 def parse_instrument(text: str, market_type: MarketType | None = None) -> Instrument:
     """Parse ccxt symbols (`ETH/USDT`, `ETH/USDT:USDT`) and the seed's aliases (`ETHUSDT-PERP`, `BTCUSDT`)."""
-    if not isinstance(text, str) or not text.strip():
-        raise InstructionError("pair", f"expected an instrument symbol, got {text!r}")
-    raw = text.strip().upper()
+    raw = str.strip(text).upper() if isinstance(text, str) else ""  # str's own methods, not a subclass's
+    if not raw:
+        raise InstructionError("pair", f"expected an instrument symbol, got {shown(text)}")
     kind = market_type
     if raw.endswith("-PERP") or raw.endswith("-SWAP"):
         raw, kind = raw[:-5], MarketType.PERP
@@ -109,5 +289,5 @@ def parse_instrument(text: str, market_type: MarketType | None = None) -> Instru
         quote = next((q for q in QUOTES if raw.endswith(q) and len(raw) > len(q)), "")
         base = raw[: -len(quote)] if quote else ""
     if not base.isalnum() or not quote.isalnum():
-        raise InstructionError("pair", f"cannot read an instrument from {text!r}")
+        raise InstructionError("pair", f"cannot read an instrument from {shown(text)}")
     return Instrument(base=base, quote=quote, market_type=kind or MarketType.SPOT)

@@ -17,7 +17,7 @@ from aggregates.errors import DuplicateError, InstructionError
 from aggregates.ids import venue_ledger_id
 from aggregates.snapshots import LedgerSnapshot
 from aggregates.transitions import State, next_state
-from aggregates.values import ZERO
+from aggregates.values import AMOUNT, BALANCE, INDEX, PRICE, RATE, SIGNED_AMOUNT, ZERO
 
 Fields = dict[str, Any]
 
@@ -342,7 +342,7 @@ class VenueLedger(Aggregate):
         key = f"deposit:{deposit_id}"
         if key in self.keys:
             return False
-        _positive(amount, "amount")
+        AMOUNT.require(amount, "amount")
         self._emit(self.FundsDeposited, ts, now, deposit_id=deposit_id, wallet=wallet, asset=asset,
                    amount=amount)
         return True
@@ -354,7 +354,7 @@ class VenueLedger(Aggregate):
         key = f"withdrawal:{withdrawal_id}"
         if key in self.keys:
             return False
-        _positive(amount, "amount")
+        AMOUNT.require(amount, "amount")
         self._emit(self.FundsWithdrawn, ts, now, withdrawal_id=withdrawal_id, wallet=wallet,
                    asset=asset, amount=amount)
         return True
@@ -368,6 +368,7 @@ class VenueLedger(Aggregate):
             return False
         if not reason:
             raise InstructionError("reason", "a balance adjustment needs a reason")
+        SIGNED_AMOUNT.require(delta, "delta")
         self._emit(self.BalanceAdjusted, ts, now, adjustment_id=adjustment_id, wallet=wallet,
                    asset=asset, delta=delta, reason=reason)
         return True
@@ -448,7 +449,8 @@ class VenueLedger(Aggregate):
         from_wallet: str, to_venue: str, to_wallet: str, ts: datetime, now: datetime | None = None,
     ) -> None:
         self._require(instruction_id, "TransferSent")
-        _positive(amount, "amount")
+        AMOUNT.require(amount, "amount")
+        BALANCE.require(fee, "fee")
         self._emit(self.TransferSent, ts, now, instruction_id=instruction_id, transfer_id=transfer_id,
                    asset=asset, amount=amount, fee=fee, from_wallet=from_wallet, to_venue=to_venue,
                    to_wallet=to_wallet)
@@ -473,8 +475,13 @@ class VenueLedger(Aggregate):
         if key in self.keys:
             return False
         self._known(instruction_id)
-        _positive(quantity, "quantity")
-        _positive(price, "price")
+        AMOUNT.require(quantity, "quantity")
+        PRICE.require(price, "price")
+        SIGNED_AMOUNT.require(fee, "fee")  # a maker rebate is negative
+        if reference_price is not None:
+            PRICE.require(reference_price, "reference_price")
+        if slippage_bps is not None:
+            RATE.require(slippage_bps, "slippage_bps")
         if side not in ("buy", "sell"):
             raise InstructionError("side", f"expected buy or sell, got {side!r}")
         self._emit(self.OrderFilled, ts, now, instruction_id=instruction_id, trade_id=trade_id,
@@ -522,6 +529,7 @@ class VenueLedger(Aggregate):
         key = f"tx:{tx_hash}:{block_hash}"
         if key in self.keys and self.txs.get(tx_hash) == "confirmed":
             return False
+        BALANCE.require(gas_fee, "gas_fee")
         self._known(instruction_id)
         self._emit(self.TransactionConfirmed, ts, now, instruction_id=instruction_id, tx_hash=tx_hash,
                    block_number=block_number, block_hash=block_hash, gas_used=gas_used,
@@ -534,6 +542,7 @@ class VenueLedger(Aggregate):
         now: datetime | None = None,
     ) -> None:
         self._known(instruction_id)
+        BALANCE.require(gas_fee, "gas_fee")
         self._emit(self.TransactionReverted, ts, now, instruction_id=instruction_id, tx_hash=tx_hash,
                    reason=reason, gas_fee=gas_fee)
 
@@ -562,6 +571,12 @@ class VenueLedger(Aggregate):
         key = f"funding:{instrument}:{ts.isoformat()}"
         if key in self.keys:
             return False
+        # The venue's own settlement: a rate implied by what it paid is a fact, so the band of
+        # FUNDING_RATE (checked on market data and files) is not applied here, only a rate's bound.
+        RATE.require(rate, "rate")
+        PRICE.require(mark_price, "mark_price")
+        SIGNED_AMOUNT.require(position, "position")
+        SIGNED_AMOUNT.require(amount, "amount")
         self._emit(self.FundingSettled, ts, now, instrument=instrument, wallet=wallet, asset=asset,
                    rate=rate, mark_price=mark_price, position=position, amount=amount)
         return True
@@ -575,6 +590,8 @@ class VenueLedger(Aggregate):
             return False
         if side not in ("supplied", "borrowed"):
             raise InstructionError("side", f"expected supplied or borrowed, got {side!r}")
+        SIGNED_AMOUNT.require(amount, "amount")
+        INDEX.require(index, "index")
         self._emit(self.InterestAccrued, ts, now, accrual_id=accrual_id, asset=asset, side=side,
                    amount=amount, index=index)
         return True
@@ -586,6 +603,7 @@ class VenueLedger(Aggregate):
         key = f"reward:{accrual_id}"
         if key in self.keys:
             return False
+        SIGNED_AMOUNT.require(amount, "amount")
         self._emit(self.RewardAccrued, ts, now, accrual_id=accrual_id, wallet=wallet, asset=asset,
                    amount=amount, kind=kind)
         return True
@@ -597,6 +615,7 @@ class VenueLedger(Aggregate):
         key = f"received:{transfer_id}"
         if key in self.keys:
             return False
+        AMOUNT.require(amount, "amount")
         self._emit(self.TransferReceived, ts, now, transfer_id=transfer_id, from_venue=from_venue,
                    wallet=wallet, asset=asset, amount=amount)
         return True
@@ -621,6 +640,7 @@ class VenueLedger(Aggregate):
         key = f"transfer_failed:{transfer_id}"
         if key in self.keys:
             return False
+        BALANCE.require(refunded, "refunded")
         self._known(instruction_id)
         self._emit(self.TransferFailed, ts, now, instruction_id=instruction_id,
                    transfer_id=transfer_id, reason=reason, refunded=refunded)
@@ -630,6 +650,8 @@ class VenueLedger(Aggregate):
         self, wallet: str, asset: str, observed: Decimal, ledger: Decimal, ts: datetime,
         now: datetime | None = None,
     ) -> None:
+        SIGNED_AMOUNT.require(observed, "observed")
+        SIGNED_AMOUNT.require(ledger, "ledger")
         self._emit(self.BalanceObserved, ts, now, wallet=wallet, asset=asset, observed=observed,
                    ledger=ledger, difference=observed - ledger)
 
@@ -676,13 +698,6 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 def fill_key(market_type: str, instrument: str, trade_id: str) -> str:
     """The idempotency key of a fill within its venue (SPEC §12.2)."""
     return f"fill:{market_type}:{instrument}:{trade_id}"
-
-
-def _positive(value: Decimal, field: str) -> None:
-    if not isinstance(value, Decimal):
-        raise InstructionError(field, f"expected a Decimal, got {type(value).__name__}")
-    if value <= ZERO:
-        raise InstructionError(field, f"must be positive, got {value}")
 
 
 # ---- how each event changes the aggregate (pure, no guards: guards ran in the commands) ---------

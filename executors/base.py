@@ -1,19 +1,23 @@
 """`BaseExecutionInterface`: the seed's abstract execution interface, backed by the ledger.
 
 Every interface parses an instruction, runs pre-trade checks, appends events through the injected
-event logger (never anything else) and answers queries from the injected position monitor.
+event logger (never anything else) and answers queries from the injected position monitor. Each
+public command (`COMMANDS`, in every subclass too) runs as one unit of work of the event logger:
+all of its events are committed or none (see `ledger.recorder`).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from aggregates.errors import DuplicateError, InstructionError, LedgerError
+from aggregates.errors import DataError, DuplicateError, InstructionError, LedgerError
+from aggregates.values import shown, text
 from executors import results
 from executors.costs import CostModel
 from executors.instructions import Invalid, Parsed, parse_transfer, received
@@ -28,6 +32,24 @@ DEFAULT_WALLETS = {
     "okx": ("trading", "trading"),
 }
 UpdateHandler = Callable[[dict[str, Any]], Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+Self_ = TypeVar("Self_", bound="BaseExecutionInterface")
+COMMANDS = ("execute_trade", "execute_transfer", "cancel_all_orders", "advance", "refresh")
+
+
+def command(
+    method: Callable[Concatenate[Self_, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[Self_, P], Coroutine[Any, Any, R]]:
+    """Run an interface method as one unit of work of its event logger (nested calls join it)."""
+
+    async def unit_of_work(self: Self_, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.logger.unit():
+            return await method(self, *args, **kwargs)
+
+    functools.update_wrapper(unit_of_work, method)
+    unit_of_work.__command__ = True  # type: ignore[attr-defined]
+    return unit_of_work
 
 
 async def settle(value: Any) -> Any:
@@ -39,6 +61,13 @@ class BaseExecutionInterface(ABC):
     """One execution API for backtest and live; subclasses differ in venues, not in shape."""
 
     interface_type = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in COMMANDS:
+            method = cls.__dict__.get(name)
+            if inspect.iscoroutinefunction(method) and not getattr(method, "__command__", False):
+                setattr(cls, name, command(method))
 
     def __init__(self, execution_mode: str, config: dict[str, Any]) -> None:
         if execution_mode not in MODES:
@@ -77,15 +106,22 @@ class BaseExecutionInterface(ABC):
         """Position in `symbol`, netted over venues when `venue` is None; short is negative."""
         return self.monitor.position(symbol, venue)
 
+    @command
     async def cancel_all_orders(self, venue: str | None = None) -> dict[str, Any]:
         """Cancel all open orders (interfaces without resting orders have none to cancel)."""
         return {"status": "COMPLETED", "cancelled_orders": [], "execution_mode": self.execution_mode}
 
+    @command
     async def execute_transfer(
         self, instruction: dict[str, Any], market_data: dict[str, Any]
     ) -> dict[str, Any]:
         """Execute a cross-venue transfer (the transfer backend does the work for every interface)."""
-        answer = self.transfers.transfer(self, instruction, normalise(market_data))
+        try:
+            market = normalise(market_data)
+        except DataError as e:
+            venue, iid, _parsed = self.parse_transfer_at(instruction)
+            return self.reject(venue, iid, "invalid_field", str(e), instruction)
+        answer = self.transfers.transfer(self, instruction, market)
         result: dict[str, Any] = await settle(answer)
         return result
 
@@ -132,12 +168,13 @@ class BaseExecutionInterface(ABC):
         supplied = instruction.get("instruction_id")
         if supplied is None:
             return self.logger.next_instruction_id()
-        if not isinstance(supplied, str) or not supplied.strip() or len(supplied) > 128:
+        plain = (text(supplied) or "").strip()
+        if not plain or len(plain) > 128:
             raise InstructionError(
-                "instruction_id", f"expected non-empty text of at most 128 characters, got {supplied!r}"
+                "instruction_id", f"expected non-empty text of at most 128 characters, got {shown(supplied)}"
             )
-        self.logger.claim_instruction_id(supplied.strip())
-        return supplied.strip()
+        self.logger.claim_instruction_id(plain)
+        return plain
 
     def reject(
         self,
@@ -166,14 +203,17 @@ class BaseExecutionInterface(ABC):
     def notify(self, result: dict[str, Any]) -> None:
         """Run the position update handler (position → exposure → risk → P&L) after an append."""
         if self.position_update_handler is not None:
-            self.position_update_handler(result)
+            try:
+                self.position_update_handler(result)
+            except Exception as e:  # the result is committed: it stands; the views are rebuilt
+                self.logger.views_failed(e)
 
     def known_venue(self, name: Any, field: str) -> str:
-        if not isinstance(name, str) or not name.strip():
-            raise InstructionError(field, f"expected a venue name, got {name!r}")
-        venue = name.strip().lower()
+        venue = (text(name) or "").strip().lower()
+        if not venue:
+            raise InstructionError(field, f"expected a venue name, got {shown(name)}")
         if self.logger.venue_type(venue) is None:
-            raise InstructionError(field, f"unknown venue {name!r}")
+            raise InstructionError(field, f"unknown venue {shown(name)}")
         return venue
 
     def parse_transfer_at(self, instruction: Mapping[str, Any]) -> tuple[str, str, Any]:
@@ -189,9 +229,10 @@ class BaseExecutionInterface(ABC):
         try:
             if target is None:
                 raise Invalid("missing_field", "to_venue", "is required")
-            if not isinstance(target, str) or self.logger.venue_type(target.strip().lower()) is None:
-                raise Invalid("unknown_venue", "to_venue", f"unknown venue {target!r}")
-            return venue, iid, parse_transfer(instruction, iid, venue, target.strip().lower())
+            to_venue = (text(target) or "").strip().lower()
+            if self.logger.venue_type(to_venue) is None:
+                raise Invalid("unknown_venue", "to_venue", f"unknown venue {shown(target)}")
+            return venue, iid, parse_transfer(instruction, iid, venue, to_venue)
         except Invalid as e:
             return venue, iid, e
 

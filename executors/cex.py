@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from aggregates.errors import DataError
 from executors.base import BackedInterface, settle
 from executors.instructions import Invalid, parse_order
 from executors.market import normalise
@@ -44,10 +45,13 @@ class CEXExecutionInterface(BackedInterface):
             return refused
         try:
             order = parse_order(instruction, iid, venue)
+            market = normalise(market_data)
         except Invalid as e:
             return self.invalid(venue, iid, e, instruction)
+        except DataError as e:
+            return self.reject(venue, iid, "invalid_field", str(e), instruction)
         result: dict[str, Any] = await settle(
-            self.running().place(self, order, normalise(market_data), instruction)
+            self.running().place(self, order, market, instruction)
         )
         return result
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from aggregates.errors import InstructionError
-from aggregates.values import to_decimal
+from aggregates.values import BALANCE, GAS_PRICE, Bound
 
 DEFAULT_BPS = Decimal(5)
 ZERO = Decimal(0)
@@ -40,23 +40,21 @@ class ConfigError(InstructionError):
     """A configuration value is malformed; the message names the key."""
 
 
-def _dec(value: Any, key: str) -> Decimal:
+def setting(value: Any, key: str, bound: Bound = BALANCE) -> Decimal:
+    """A cost setting inside `bound` (not negative, by default); ConfigError naming `key` otherwise."""
     try:
-        result = to_decimal(value, key)
+        return bound.parse(value, key)
     except InstructionError as e:
         raise ConfigError(key, str(e).split(": ", 1)[1]) from None
-    if result < 0:
-        raise ConfigError(key, f"must not be negative, got {result}")
-    return result
 
 
 def _buckets(value: Any, key: str) -> Buckets:
     if isinstance(value, Mapping):
-        rows = sorted(((_dec(k, key), _dec(v, key)) for k, v in value.items()), key=lambda r: r[0])
+        rows = sorted(((setting(k, key), setting(v, key)) for k, v in value.items()), key=lambda r: r[0])
         if not rows:
             raise ConfigError(key, "needs at least one bucket")
         return tuple(rows)
-    return ((Decimal("Infinity"), _dec(value, key)),)
+    return ((Decimal("Infinity"), setting(value, key)),)
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class CostModel:
         """Read `execution_costs`, `fees`, `gas` and `transfers` from an engine config."""
         execution: dict[tuple[str, str], Buckets] = {}
         costs = config.get("execution_costs") or {}
-        default = _dec(costs.get("default_bps", DEFAULT_BPS), "execution_costs.default_bps")
+        default = setting(costs.get("default_bps", DEFAULT_BPS), "execution_costs.default_bps")
         for venue, by_type in sorted(costs.items()):
             if venue == "default_bps":
                 continue
@@ -93,33 +91,34 @@ class CostModel:
             for k, v in sorted(table.items()):
                 if isinstance(v, Mapping):
                     for liq, rate in sorted(v.items()):
-                        fees[(venue, k.upper(), liq)] = _dec(rate, f"fees.{venue}.{k}.{liq}")
+                        fees[(venue, k.upper(), liq)] = setting(rate, f"fees.{venue}.{k}.{liq}")
                 else:
-                    fees[(venue, "*", k)] = _dec(v, f"fees.{venue}.{k}")
+                    fees[(venue, "*", k)] = setting(v, f"fees.{venue}.{k}")
         gas = config.get("gas") or {}
         units = dict(GAS_UNITS)
         for op, n in sorted((gas.get("units") or {}).items()):
-            units[op.upper()] = int(_dec(n, f"gas.units.{op}"))
+            units[op.upper()] = int(setting(n, f"gas.units.{op}"))
         transfers = config.get("transfers") or {}
         withdrawal: dict[tuple[str, str], Decimal] = {}
         for venue, table in sorted((transfers.get("withdrawal_fees") or {}).items()):
             for asset, fee in sorted(table.items()):
-                withdrawal[(venue, asset.upper())] = _dec(fee, f"transfers.withdrawal_fees.{venue}.{asset}")
+                key = f"transfers.withdrawal_fees.{venue}.{asset}"
+                withdrawal[(venue, asset.upper())] = setting(fee, key)
         delays: dict[tuple[str, str], timedelta] = {}
         for route, minutes in sorted((transfers.get("delays_minutes") or {}).items()):
             src, _, dst = route.partition("->")
             if not dst:
                 raise ConfigError(f"transfers.delays_minutes.{route}", "expected 'from->to'")
-            delays[(src.strip(), dst.strip())] = timedelta(minutes=float(_dec(minutes, route)))
+            delays[(src.strip(), dst.strip())] = timedelta(minutes=float(setting(minutes, route)))
         return cls(
             default_bps=default,
             execution=execution,
             fees=fees,
             gas_units=units,
-            default_gas_gwei=_dec(gas.get("default_gwei", 10), "gas.default_gwei"),
+            default_gas_gwei=setting(gas.get("default_gwei", 10), "gas.default_gwei", GAS_PRICE),
             withdrawal_fees=withdrawal,
             transfer_delay=timedelta(
-                minutes=float(_dec(transfers.get("delay_minutes", 30), "transfers.delay_minutes"))
+                minutes=float(setting(transfers.get("delay_minutes", 30), "transfers.delay_minutes"))
             ),
             transfer_delays=delays,
         )

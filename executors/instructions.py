@@ -12,7 +12,17 @@ from decimal import Decimal
 from typing import Any
 
 from aggregates.errors import InstructionError
-from aggregates.values import Instrument, MarketType, parse_instrument, to_decimal
+from aggregates.values import (
+    AMOUNT,
+    INDEX,
+    PRICE,
+    Bound,
+    Instrument,
+    MarketType,
+    parse_instrument,
+    shown,
+    text,
+)
 
 BUY_SIDES = frozenset({"BUY", "LONG"})
 SELL_SIDES = frozenset({"SELL", "SHORT"})
@@ -136,60 +146,78 @@ class TransferInstruction:
 Parsed = OrderInstruction | ChainInstruction | TransferInstruction
 
 
+# Every key an instruction may carry (the parsers below, `BaseExecutionInterface` and the engine read no
+# other): `received` records these and only names any other key, never its value (it may be a secret).
+FIELDS = frozenset({
+    "venue_type", "venue", "instruction_id", "from_venue", "source_venue", "to_venue", "target_venue",
+    "trade_type", "pair", "symbol", "instrument", "side", "amount", "order_type", "type", "price",
+    "reduce_only", "max_slippage_bps", "operation", "token", "token_in", "token_out", "asset", "to",
+    "to_address", "recipient", "from_wallet", "to_wallet",
+})
+NOT_RECORDED = "<unknown field: value not recorded>"
+
+
 def received(instruction: Mapping[Any, Any]) -> dict[str, str]:
-    """What arrived, as the `repr` of each value (never a float or NaN in the log, SPEC §12.17)."""
+    """What arrived: each known field's value as bounded text that never raises (`shown`, never a
+    float or NaN in the log, SPEC §12.17); a key outside `FIELDS` is named with `NOT_RECORDED` in
+    place of its value."""
     if not isinstance(instruction, Mapping):
-        return {"instruction": repr(instruction)}
-    return {str(k): repr(v) for k, v in sorted(instruction.items(), key=lambda kv: str(kv[0]))}
+        return {"instruction": shown(instruction, long=True)}
+    named = ((_name(k), v) for k, v in instruction.items())
+    return {k: shown(v, long=True) if k in FIELDS else NOT_RECORDED
+            for k, v in sorted(named, key=lambda kv: kv[0])}
+
+
+def _name(key: Any) -> str:
+    plain = text(key)
+    return plain if plain is not None else shown(key)
 
 
 def _text(ins: Mapping[str, Any], *names: str) -> str:
     for name in names:
         value = ins.get(name)
         if value is not None:
-            if not isinstance(value, str) or not value.strip():
-                raise Invalid("invalid_field", name, f"expected text, got {value!r}")
-            return value.strip()
+            plain = text(value)
+            if plain is None or not plain.strip():
+                raise Invalid("invalid_field", name, f"expected text, got {shown(value)}")
+            return plain.strip()
     return ""
+
+
+def _number(ins: Mapping[str, Any], field: str, bound: Bound, code: str) -> Decimal:
+    try:
+        return bound.parse(ins[field], field)
+    except InstructionError as e:
+        raise Invalid(code, field, str(e).split(": ", 1)[1]) from None
 
 
 def _amount(ins: Mapping[str, Any], field: str = "amount") -> Decimal:
     if ins.get(field) is None:
         raise Invalid("missing_field", field, "is required")
-    try:
-        value = to_decimal(ins[field], field)
-    except InstructionError as e:
-        raise Invalid("invalid_amount", field, str(e).split(": ", 1)[1]) from None
-    if value <= 0:
-        raise Invalid("invalid_amount", field, f"must be positive, got {value}")
-    return value
+    return _number(ins, field, AMOUNT, "invalid_amount")
 
 
-def _optional_decimal(ins: Mapping[str, Any], field: str) -> Decimal | None:
+def _optional_decimal(ins: Mapping[str, Any], field: str, bound: Bound) -> Decimal | None:
     if ins.get(field) is None:
         return None
-    try:
-        value = to_decimal(ins[field], field)
-    except InstructionError as e:
-        raise Invalid("invalid_field", field, str(e).split(": ", 1)[1]) from None
-    if value <= 0:
-        raise Invalid("invalid_field", field, f"must be positive, got {value}")
-    return value
+    return _number(ins, field, bound, "invalid_field")
 
 
 def _flag(ins: Mapping[str, Any], field: str) -> bool:
     value = ins.get(field, False)
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise Invalid("invalid_field", field, f"expected true or false, got {value!r}")
+    plain = text(value)
+    if plain is not None and plain.lower() in ("true", "false"):
+        return plain.lower() == "true"
+    raise Invalid("invalid_field", field, f"expected true or false, got {shown(value)}")
 
 
 def parse_order(ins: Mapping[str, Any], instruction_id: str, venue: str) -> OrderInstruction:
     trade_type = _text(ins, "trade_type").upper() or "SPOT"
     if trade_type not in TRADE_TYPES:
-        raise Invalid("invalid_field", "trade_type", f"expected SPOT or PERP, got {ins.get('trade_type')!r}")
+        got = shown(ins.get("trade_type"))
+        raise Invalid("invalid_field", "trade_type", f"expected SPOT or PERP, got {got}")
     pair = _text(ins, "pair", "symbol", "instrument")
     if not pair:
         raise Invalid("missing_field", "pair", "is required")
@@ -201,12 +229,13 @@ def parse_order(ins: Mapping[str, Any], instruction_id: str, venue: str) -> Orde
         instrument = Instrument(instrument.base, instrument.quote, TRADE_TYPES[trade_type])
     raw_side = _text(ins, "side").upper()
     if raw_side not in BUY_SIDES | SELL_SIDES:
-        raise Invalid("invalid_side", "side", f"expected BUY, SELL, LONG or SHORT, got {ins.get('side')!r}")
+        got = shown(ins.get("side"))
+        raise Invalid("invalid_side", "side", f"expected BUY, SELL, LONG or SHORT, got {got}")
     amount = _amount(ins)
     order_type = (_text(ins, "order_type", "type") or "MARKET").upper()
     if order_type not in ORDER_TYPES:
         raise Invalid("invalid_field", "order_type", f"expected MARKET or LIMIT, got {order_type!r}")
-    price = _optional_decimal(ins, "price")
+    price = _optional_decimal(ins, "price", PRICE)
     if order_type == "LIMIT" and price is None:
         raise Invalid("missing_field", "price", "a LIMIT order needs a price")
     return OrderInstruction(
@@ -218,7 +247,7 @@ def parse_order(ins: Mapping[str, Any], instruction_id: str, venue: str) -> Orde
         order_type=order_type,
         price=price if order_type == "LIMIT" else None,
         reduce_only=_flag(ins, "reduce_only"),
-        max_slippage_bps=_optional_decimal(ins, "max_slippage_bps"),
+        max_slippage_bps=_optional_decimal(ins, "max_slippage_bps", INDEX),
         raw_side=raw_side,
     )
 
@@ -231,7 +260,7 @@ def parse_chain(ins: Mapping[str, Any], instruction_id: str, venue: str) -> Chai
         raise Invalid(
             "unknown_operation",
             "operation",
-            f"expected one of {', '.join(sorted(OPERATIONS))}, got {ins.get('operation')!r}",
+            f"expected one of {', '.join(sorted(OPERATIONS))}, got {shown(ins.get('operation'))}",
         )
     token = _text(ins, "token", "token_in", "asset").upper()
     if not token:

@@ -6,46 +6,66 @@ Key order (SPEC §12.4): `{venue}_{base}_{spot|perp}_price`, then the seed's `{v
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from aggregates.values import Instrument
+from aggregates.errors import DataError, InstructionError
+from aggregates.values import NUMBER, Instrument, bound_of, shown, text
 
 STABLE = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI"})
 WRAPPED = {"WETH": "ETH", "WBTC": "BTC"}
 ONE = Decimal(1)
 
 
+class Snapshot(dict[str, Decimal]):
+    """Market data that `normalise` built and checked: passed through again as a copy, unchecked (a
+    snapshot goes through `advance_to`, the engine and an interface; it is checked once)."""
+
+
 def normalise(market_data: Mapping[str, Any] | None) -> dict[str, Decimal]:
-    """Numbers as Decimal (floats through `str`); anything that is not a finite number is left out."""
-    out: dict[str, Decimal] = {}
-    if not market_data:
-        return out
-    if all(type(v) is Decimal and type(k) is str and v.is_finite() for k, v in market_data.items()):
-        return dict(market_data)
+    """Numbers as Decimal (floats through `str`), each inside its key's bound (`bound_of`; any other
+    number inside `NUMBER`); `DataError` naming `market_data.<key>` otherwise. A None value, and a value
+    that is not a number under a key that is not a price, rate, index or gas price, is left out."""
+    if market_data is None:
+        return Snapshot()
+    if type(market_data) is Snapshot:
+        return Snapshot(market_data)
+    if not isinstance(market_data, Mapping):
+        raise DataError(f"market_data: expected a mapping of names to numbers, got {shown(market_data)}")
+    out = Snapshot()
     for key, value in market_data.items():
-        if isinstance(value, bool) or not isinstance(key, str):
+        name = text(key)
+        if name is None or value is None:
             continue
-        if isinstance(value, Decimal):
-            number = value
-        elif isinstance(value, int):
-            number = Decimal(value)
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                continue
-            number = Decimal(str(value))
-        elif isinstance(value, str):
-            try:
-                number = Decimal(value)
-            except InvalidOperation:
-                continue
-        else:
-            continue
-        if number.is_finite():
-            out[key] = number
+        bound = bound_of(name)
+        try:
+            if bound is None:
+                if isinstance(value, bool) or not _is_number(value):
+                    continue
+                bound = NUMBER
+            out[name] = bound.parse(value, name)
+        except InstructionError as e:
+            problem = str(e)[len(e.field) + 2 :]
+            raise DataError(f"market_data.{name if len(name) <= 80 else shown(name)}: {problem}") from None
     return out
+
+
+def checked(market_data: Mapping[str, Any] | None) -> dict[str, Decimal] | None:
+    """`normalise`, with None kept as None (no market given): for the top of `advance_to`, so that
+    bad market data is refused before the clock moves."""
+    return None if market_data is None else normalise(market_data)
+
+
+def _is_number(value: Any) -> bool:
+    """A number or the text of one (NaN and infinities included: they are refused as numbers)."""
+    if isinstance(value, str):
+        try:
+            Decimal(str.strip(value))
+        except InvalidOperation:
+            return False
+        return True
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
 def reference_price(market: Mapping[str, Decimal], venue: str, instrument: Instrument) -> Decimal | None:

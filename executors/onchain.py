@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aggregates.errors import DataError
 from executors.base import BackedInterface, settle
 from executors.instructions import Invalid, parse_chain
 from executors.market import normalise
@@ -43,9 +44,12 @@ class OnChainExecutionInterface(BackedInterface):
             return refused
         try:
             op = parse_chain(instruction, iid, venue)
+            market = normalise(market_data)
         except Invalid as e:
             return self.invalid(venue, iid, e, instruction)
+        except DataError as e:
+            return self.reject(venue, iid, "invalid_field", str(e), instruction)
         result: dict[str, Any] = await settle(
-            self.running().execute(self, op, normalise(market_data), instruction)
+            self.running().execute(self, op, market, instruction)
         )
         return result

@@ -8,6 +8,7 @@ ones; tests may pass their own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -70,6 +71,14 @@ class EventLogger(Protocol):
 
     def commit(self, *aggregates: VenueLedger, durable: bool = True) -> None:
         """Save the aggregates' new events; `durable=False` for facts the venue can be asked for again."""
+        ...
+
+    def unit(self) -> AbstractContextManager[None]:
+        """One command: all of its events committed, or none and nothing it changed kept."""
+        ...
+
+    def views_failed(self, error: BaseException) -> None:
+        """A view or the update handler raised after a commit: rebuild the views from the log."""
         ...
 
     def next_instruction_id(self) -> str: ...

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from executors.costs import ConfigError, _dec
+from executors.costs import ConfigError, setting
 
 ZERO = Decimal(0)
 Check = tuple[str, str] | None
@@ -43,27 +43,27 @@ class RiskLimits:
             raise ConfigError("risk", "expected a table")
 
         def opt(key: str) -> Decimal | None:
-            return _dec(risk[key], f"risk.{key}") if risk.get(key) is not None else None
+            return setting(risk[key], f"risk.{key}") if risk.get(key) is not None else None
 
         thresholds = dict(THRESHOLDS)
         for asset, value in sorted((risk.get("liquidation_thresholds") or {}).items()):
-            thresholds[asset.upper()] = _dec(value, f"risk.liquidation_thresholds.{asset}")
+            thresholds[asset.upper()] = setting(value, f"risk.liquidation_thresholds.{asset}")
         margin = risk.get("initial_margin", "0.1")
         per_venue: dict[str, Decimal] = {}
         if isinstance(margin, Mapping):
-            per_venue = {v: _dec(x, f"risk.initial_margin.{v}") for v, x in sorted(margin.items())}
+            per_venue = {v: setting(x, f"risk.initial_margin.{v}") for v, x in sorted(margin.items())}
             margin = "0.1"
         return cls(
             max_order_notional=opt("max_order_notional"),
             venue_max_notional={
-                v: _dec(x, f"risk.venue_max_notional.{v}")
+                v: setting(x, f"risk.venue_max_notional.{v}")
                 for v, x in sorted((risk.get("venue_max_notional") or {}).items())
             },
             max_slippage_bps=opt("max_slippage_bps"),
-            min_health_factor=_dec(risk.get("min_health_factor", "1.1"), "risk.min_health_factor"),
+            min_health_factor=setting(risk.get("min_health_factor", "1.1"), "risk.min_health_factor"),
             initial_margin=per_venue,
-            default_initial_margin=_dec(margin, "risk.initial_margin"),
-            maintenance_margin=_dec(risk.get("maintenance_margin", "0.005"), "risk.maintenance_margin"),
+            default_initial_margin=setting(margin, "risk.initial_margin"),
+            maintenance_margin=setting(risk.get("maintenance_margin", "0.005"), "risk.maintenance_margin"),
             liquidation_thresholds=thresholds,
         )
 

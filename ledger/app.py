@@ -8,9 +8,13 @@ domain errors.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -27,8 +31,11 @@ from aggregates.venue import VenueLedger
 from ledger.codec import GENESIS, ChainedMapper, link_global, split_state
 from ledger.stores import (
     StoreURL,
+    WriterLock,
     check_postgres,
     check_sqlite,
+    check_writable,
+    checkpoint_lock,
     creation_lock,
     environment,
     parse_url,
@@ -38,6 +45,7 @@ Row = tuple[int, str, int, str, bytes]
 Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
 CHECKPOINT_TOPIC = Session.Checkpointed.TOPIC
 CIPHER_ENV = "LEDGER_CIPHER_KEY"
+log = logging.getLogger("ledger")
 
 
 class Ledger(Application[UUID]):
@@ -47,9 +55,12 @@ class Ledger(Application[UUID]):
 
     def __init__(
         self, url: StoreURL, env: dict[str, str], *, snapshot_every: int = 10_000,
-        checkpoint_every: int = 10_000,
+        checkpoint_every: int = 10_000, writer: WriterLock | None = None,
     ) -> None:
         self.url = url
+        self.writer = writer or (WriterLock(url.path) if url.kind == "sqlite" else None)
+        if self.writer is not None:  # released when the ledger is closed or collected, or at exit
+            self._release_writer = weakref.finalize(self, self.writer.release)
         self.snapshot_every = snapshot_every
         self.checkpoint_every = checkpoint_every
         self._heads: dict[UUID, tuple[int, str]] = {}
@@ -58,11 +69,40 @@ class Ledger(Application[UUID]):
         self.session: Session | None = None
         self._since_checkpoint = 0
         self._cp_broken = False
+        self._write_error: str | None = None  # the last failed write's cause, until a write succeeds
         try:
             super().__init__(env=env)
-        except PersistenceError as e:
+        except (PersistenceError, sqlite3.Error) as e:
             raise StoreError(f"cannot open {url.redacted}: {_first_line(e)}") from None
-        self._cp_to, self._cp_chain = self._last_checkpoint()
+        if self.writer is not None:
+            self.recorder.before_write = self.hold_writer  # type: ignore[attr-defined]
+        try:
+            self._cp_to, self._cp_chain = self._last_checkpoint()
+            self.check_key()
+        except (PersistenceError, sqlite3.Error) as e:
+            raise StoreError(f"cannot read {url.redacted}: {_first_line(e)}") from None
+
+    def check_key(self) -> None:
+        """A first and a last event that both cannot be read mean a wrong or missing cipher key: one
+        StoreError when the ledger is opened, before anything is read, written or changed (a single
+        unreadable row is tampering, for `ledger audit verify` to name)."""
+        last = self.max_notification_id()
+        if not last:
+            return
+        first: Any = self.iter_rows(0, None, 1)  # a generator, closed after its first row
+        with closing(first) as rows:
+            first_row = next(rows, None)
+        probes = [r for r in (first_row, *self.iter_rows(last - 1, last)) if r is not None]
+        for _nid, _stream, _version, _topic, state in probes:
+            try:
+                split_state(self.codec.plaintext(state.encode() if isinstance(state, str) else state))
+                return
+            except Exception:  # any failure to read is what is probed for
+                continue
+        have = f"the {CIPHER_ENV} set here" if self.codec.cipher else f"no {CIPHER_ENV} set"
+        raise StoreError(f"neither the first nor the last event can be read with {have}: the ledger "
+                         f"{self.url.redacted} is encrypted with another key (or was not written by this "
+                         "ledger)")
 
     # ---- opening -------------------------------------------------------------------------------
 
@@ -77,12 +117,34 @@ class Ledger(Application[UUID]):
         key = os.environ.get(CIPHER_ENV)
         if key:
             env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=key)
+        writer = None
         if parsed.kind == "sqlite":
             check_sqlite(parsed.path, create=create)
-        with creation_lock(parsed, create):
-            if parsed.kind == "postgresql":
-                check_postgres(parsed, create=create)
-            return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every)
+            check_writable(parsed.path)
+            writer = WriterLock(parsed.path)
+            if create:  # creating tables or appending: the one writer, before anything is written
+                writer.acquire()
+        try:
+            with creation_lock(parsed, create):
+                if parsed.kind == "postgresql":
+                    check_postgres(parsed, create=create)
+                return cls(parsed, env, snapshot_every=snapshot_every, checkpoint_every=checkpoint_every,
+                           writer=writer)
+        except BaseException:
+            if writer is not None:
+                writer.release()
+            raise
+
+    def hold_writer(self) -> None:
+        """Become the one writer of a SQLite ledger for as long as it stays open (a StoreError naming
+        the holder if another process writes it); PostgreSQL takes concurrent writers."""
+        if self.writer is not None:
+            self.writer.acquire()
+
+    def close(self) -> None:
+        super().close()
+        if self.writer is not None:
+            self._release_writer()
 
     def construct_mapper(self) -> ChainedMapper:
         cipher = None
@@ -140,17 +202,25 @@ class Ledger(Application[UUID]):
                     raise ConcurrencyError(self._conflict_message(stored, e)) from None
                 ids = None
             except PersistenceError as e:
-                raise StoreError(f"cannot write to {self.url.redacted}: {_first_line(e)}") from None
+                self._write_error = _first_line(e)
+                raise StoreError(f"cannot write to {self.url.redacted}: {self._write_error}") from None
+            self._write_error = None
             self._heads.update(pending)
             self._since_checkpoint += len(events)
-        self._snapshot(processing)
+        try:
+            self._snapshot(processing)
+        except (PersistenceError, LedgerError) as e:  # the events are stored; a snapshot only speeds reads
+            log.warning("snapshot not written: %s", _first_line(e))
         numbers: Sequence[int | None] = list(ids) if ids else [None] * len(events)
         pairs = list(zip(numbers, events, strict=True))
         for listener in self._listeners:
             listener(pairs)
         if self.session is not None and self._since_checkpoint >= self.checkpoint_every:
             last: Any = events[-1]
-            self.checkpoint(last.ts_event)
+            try:
+                self.checkpoint(last.ts_event)
+            except StoreError as e:  # the events are stored; the checkpoint is taken at the next save
+                log.warning("checkpoint postponed: %s", e)
         return pairs
 
     def _chain(self, events: Sequence[Any]) -> tuple[list[StoredEvent], dict[UUID, tuple[int, str]]]:
@@ -171,6 +241,9 @@ class Ledger(Application[UUID]):
             return GENESIS
         rows = self.recorder.select_events(stream, gt=version - 1, lte=version)
         if not rows:
+            if self._write_error is not None:  # not another writer: our own last write failed
+                raise StoreError(f"cannot write to {self.url.redacted}: {self._write_error} (version "
+                                 f"{version} of stream {stream} was never stored)")
             raise ConcurrencyError(f"stream {stream} has no version {version}; reload and retry")
         return split_state(self.codec.plaintext(rows[0].state))[1]
 
@@ -198,10 +271,14 @@ class Ledger(Application[UUID]):
             return
         every = self.snapshot_every
         counts: dict[UUID, int] = {}
+        last: dict[UUID, int] = {}
         for e in processing.events:
             counts[e.originator_id] = counts.get(e.originator_id, 0) + 1
+            last[e.originator_id] = e.originator_version
         for aggregate in processing.aggregates.values():
             version = aggregate.version
+            if last.get(aggregate.id) != version:
+                continue  # the aggregate is not at what was just stored: a snapshot would lie
             crossed = version // every > (version - counts.get(aggregate.id, 0)) // every
             if crossed and hasattr(aggregate, "snapshot_state"):
                 self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])  # type: ignore[attr-defined]
@@ -234,6 +311,8 @@ class Ledger(Application[UUID]):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise LedgerError(missing) from None
+        except PersistenceError as e:
+            raise StoreError(f"cannot read {self.url.redacted}: {_first_line(e)}") from None
 
     # ---- sessions and checkpoints --------------------------------------------------------------
 
@@ -242,13 +321,26 @@ class Ledger(Application[UUID]):
         self.session = session
         return session
 
+    def reload_session(self) -> None:
+        """Put the active session aggregate back to what the store holds, in place (after a failed
+        command left events applied in memory that were never stored)."""
+        if self.session is not None:
+            stored = self._get(self.session.id, "the active session is not in the store")
+            vars(self.session).clear()
+            vars(self.session).update(vars(stored))
+
     def end_session(self, reason: str, ts: datetime) -> None:
         """Checkpoint every stream head, then end the active session."""
         if self.session is None:
             return
         self.checkpoint(ts)
-        self.session.record_end(reason, ts)
-        self.save(self.session)
+        session = self.session
+        session.record_end(reason, ts)
+        try:
+            self.save(session)
+        except LedgerError:
+            self.reload_session()  # not ended in memory while the log says it is not: it can be retried
+            raise
         self.session = None
 
     def checkpoint(self, ts: datetime) -> None:
@@ -256,6 +348,12 @@ class Ledger(Application[UUID]):
         session = self.session
         if session is None:
             raise LedgerError("checkpoint needs an active session (start_session first)")
+        with checkpoint_lock(self.url):
+            self._checkpoint(session, ts)
+
+    def _checkpoint(self, session: Session, ts: datetime) -> None:
+        if self.url.kind == "postgresql":  # other writers' checkpoints count: start from the last one
+            self._cp_to, self._cp_chain = self._last_checkpoint()
         if self._cp_broken:
             raise IntegrityViolation("the last checkpoint cannot be read; run `ledger audit verify`")
         with self._lock:
@@ -276,6 +374,9 @@ class Ledger(Application[UUID]):
             self.save(session)
         except LedgerError:
             self._cp_to, self._cp_chain = previous
+            stored = self._get(session.id, "the active session is not in the store")
+            vars(session).clear()  # in place: not ahead of the log for whoever holds it
+            vars(session).update(vars(stored))
             raise
         finally:
             self.session = active
@@ -332,7 +433,7 @@ class Ledger(Application[UUID]):
         nid, stream, version, topic, state = row
         try:
             return self.codec.build(resolve_topic(topic), self.codec.plaintext(state), stream, version)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, AttributeError) as e:  # AttributeError: a truncated file's NULLs
             raise StoreError(
                 f"cannot decode notification {nid} ({topic}, stream {stream} version {version}): "
                 f"{_first_line(e)} (wrong or missing {CIPHER_ENV}, or not written by this ledger?)"

@@ -102,10 +102,20 @@ def audit_anchor(
     as_json: Annotated[bool, typer.Option("--json", help="Accepted for uniformity: it prints JSON anyway.")]
     = False,
 ) -> None:
-    """Print the head digest and event count as JSON, to store outside the database."""
+    """Print the head digest and event count as JSON, to store outside the database; a log that does
+    not verify (chains and checkpoints) is not anchored: exit 1 naming the first bad event."""
+    from aggregates.errors import IntegrityViolation
     from replays.verify import anchor
 
-    emit(anchor(_open(db)))
+    ledger = _open(db)
+
+    def verified() -> dict[str, Any]:
+        try:
+            return anchor(ledger)
+        except IntegrityViolation as e:
+            raise fail(str(e), 1) from None
+
+    emit(guard(verified))
 
 
 # ---- events ---------------------------------------------------------------------------------------------
@@ -334,10 +344,10 @@ def audit_import(
             if views:
                 from projections import SQLProjection
 
-                view = SQLProjection.for_ledger(ledger)
+                view = guard(lambda: SQLProjection.for_ledger(ledger))
                 try:
                     update(0, count, "building views")
-                    view.run(ledger, progress=lambda n: update(n))
+                    guard(lambda: view.run(ledger, progress=lambda n: update(n)))
                 finally:
                     view.close()
     except BaseException:

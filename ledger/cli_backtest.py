@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledger.cli_output import Col, JsonOption, Output, WideOption, emit, fail, guard, parse_time, settle
+from ledger.cli_output import Col, JsonOption, Output, WideOption, emit, err, fail, guard, parse_time, settle
 from ledger.strategies.params import StrategyConfigError
 
 
@@ -72,15 +72,24 @@ def _kind(data: Path | None) -> str:
 
 
 def _db_url(db: str) -> str:
-    return db if "://" in db or db.startswith("memory") else f"sqlite:///{db}"
+    from ledger.stores import sqlite_url
+
+    return db if "://" in db or db.startswith("memory") else sqlite_url(db)
 
 
-def _remove_db(url: str) -> None:
-    """`--force`: the SQLite file (and its -wal, -shm) deleted, once the run's config was checked."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+def _remove_db(url: str) -> Any:
+    """`--force`: an existing SQLite ledger (and its -wal, -shm) replaced, once the run's config was
+    checked, saying so; a file that is not a ledger is refused. The writer lock it returns (None: not
+    SQLite) is held until the run's ledger is open."""
+    from ledger.stores import claim_fresh, parse_url
+
+    parsed = parse_url(url)
+    if parsed.kind != "sqlite":
+        return None
+    lock, replaced = claim_fresh(parsed.path, force=True)
+    if replaced:
+        err.print(replaced, highlight=False, markup=False)
+    return lock
 
 
 def _check_report(folder: Path) -> None:
@@ -134,7 +143,7 @@ def backtest(
         "backtest-report"
     ),
     force: Annotated[
-        bool, typer.Option("--force", help="Delete an existing SQLite --db file first.")
+        bool, typer.Option("--force", help="Replace an existing SQLite ledger at --db (never another file).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     wide: WideOption = False,
@@ -200,10 +209,13 @@ def backtest(
             data_spec=spec,
         )
         initial_balances(cfg)  # checked before anything is deleted (--force) or written
-        if force:
-            _remove_db(_db_url(db))
-        with out.progress("backtest (hours)", len(market.times)) as update:
-            result = asyncio.run(run_backtest(cfg, chosen, market, lambda n, _t: update(n)))
+        lock = _remove_db(_db_url(db)) if force else None
+        try:
+            with out.progress("backtest (hours)", len(market.times)) as update:
+                result = asyncio.run(run_backtest(cfg, chosen, market, lambda n, _t: update(n)))
+        finally:
+            if lock is not None:
+                lock.release()
         return chosen, result
 
     chosen, result = guard(run)

@@ -35,6 +35,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ def run(app: typer.Typer, name: str = "ledger") -> NoReturn:
     prints the help and exits 0 (no arguments: the help, exit 2); Ctrl-C exits 130 quietly. A
     `COLUMNS` below `MIN_WIDTH` counts as `MIN_WIDTH` for every console made from here on (the help's
     too: at COLUMNS=0 it printed nothing)."""
+    warnings.showwarning = show_warning
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) < MIN_WIDTH:
         os.environ["COLUMNS"] = str(MIN_WIDTH)
@@ -135,6 +137,12 @@ def run(app: typer.Typer, name: str = "ledger") -> NoReturn:
     except (typer.Abort, KeyboardInterrupt):
         code = 130
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    """A warning (`warnings.warn`, e.g. the config's unknown keys) as one `warning: …` line on stderr."""
+    err.print(f"warning: {message}", highlight=False, markup=False)
 
 
 _EXPECTED = {"int": "integer", "float": "number", "decimal": "number", "bool": "boolean (true or false)"}

@@ -35,9 +35,10 @@ CacheOption = Annotated[
 
 
 def open_ledger(db: str) -> Any:
-    from ledger.app import Ledger
+    """Replays only read: the ledger is opened read-only (on read-only media too)."""
+    from replays.audit import open_readonly
 
-    return guard(lambda: Ledger.open(db, synchronous="NORMAL"))
+    return guard(lambda: open_readonly(db))
 
 
 def _is_the_ledger(cache: Path | None, ledger: Any) -> bool:

@@ -14,13 +14,14 @@ from decimal import Decimal, localcontext
 from importlib import metadata
 from typing import Any
 
-from aggregates.errors import InstructionError, LedgerError
+from aggregates.errors import DataError, InstructionError, LedgerError
 from aggregates.session import Session
 from aggregates.values import MONEY, to_utc
 from executors import BaseExecutionInterface, ExecutionInterfaceFactory
 from executors.costs import ConfigError
-from executors.market import normalise
+from executors.market import checked, normalise
 from executors.risk import RiskLimits
+from executors.simulated.volatile import Volatile
 from ledger import config as cfg
 from ledger.app import Ledger, config_digest
 from ledger.digest import log_digest
@@ -34,7 +35,6 @@ from projections.prices import usd_price
 
 MARKS_EVERY = timedelta(hours=1)
 BACKTEST_BATCH = 2_000
-PATH_KEYS = ("data_dir", "dir", "log")
 
 
 def code_version() -> str:
@@ -42,14 +42,6 @@ def code_version() -> str:
         return metadata.version("execution-ledger")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def recorded_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What `SessionStarted` keeps: no secrets, no store URL, no data paths (the data digest is kept)."""
-    out = {k: v for k, v in config.items() if k != "ledger"}
-    if isinstance(out.get("data"), Mapping):
-        out["data"] = {k: v for k, v in out["data"].items() if k not in PATH_KEYS}
-    return out
 
 
 class EventDrivenStrategyEngine:
@@ -87,7 +79,7 @@ class EventDrivenStrategyEngine:
         self.projection = InMemoryProjection()
         self.position_monitor = PositionMonitor(self.projection, self.limits)
         self.start = cfg.session_start(self.config)
-        recorded = cfg.canonical_json(recorded_config(self.config))
+        recorded = cfg.canonical_json(cfg.recorded_config(self.config))  # the allow-list: no secret, no path
         digest = config_digest(recorded)
         session_cfg = cfg.session_table(self.config)
         default_key = f"{self.execution_mode}-{digest[:16]}"
@@ -111,6 +103,8 @@ class EventDrivenStrategyEngine:
         self.event_logger.subscribe(self.projection.handle)
         self._borrow_cost = Decimal(0)
         self.event_logger.subscribe(self._watch_borrowing)
+        self.event_logger.rebuild_views = self._rebuild_views
+        self.event_logger.participate(self)
         self.execution_interfaces = ExecutionInterfaceFactory.create_all_interfaces(
             execution_mode=self.execution_mode, config=self.config
         )
@@ -130,8 +124,10 @@ class EventDrivenStrategyEngine:
         self.closed = False
         self._due: list[tuple[BaseExecutionInterface, datetime | None]] = []
         self._due_at = -1
+        for backend in _simulated_backends(self.execution_interfaces.values()):
+            self.event_logger.participate(backend)
         source, data_digest = self._data_reference()
-        self.session = self.ledger.start_session(
+        self.ledger.start_session(
             Session.start(
                 self.session_key,
                 self.execution_mode,
@@ -146,6 +142,33 @@ class EventDrivenStrategyEngine:
             )
         )
         self._deposit_initial_balances()
+
+    @property
+    def session(self) -> Session:
+        """The active session (the ledger's: it is reloaded from the store after a failed command)."""
+        if self.ledger.session is None:
+            raise LedgerError("the engine is closed; start a new one")
+        return self.ledger.session
+
+    # ---- units of work (ledger.recorder.unit) --------------------------------------------------------
+
+    def save_state(self) -> tuple[Any, ...]:
+        return (self.market, self._marks_due, self.initial_equity, len(self.exposure_series),
+                len(self.risk_series))
+
+    def restore_state(self, saved: tuple[Any, ...]) -> None:
+        self.market, self._marks_due, self.initial_equity, exposures, risks = saved
+        del self.exposure_series[exposures:], self.risk_series[risks:]
+        self._due_at = -1
+
+    def _rebuild_views(self) -> None:
+        """The in-memory views again from the log alone, in log order (after a failed command): what
+        is stored, then what waits in the write buffer."""
+        self.projection.reset()
+        self._borrow_cost = Decimal(0)
+        for pair in self.event_logger.committed():
+            self.projection.handle([pair])
+            self._watch_borrowing([pair])
 
     def _data_reference(self) -> tuple[str, str]:
         """(source, content digest) for `SessionStarted`; data that cannot be loaded now is recorded as
@@ -203,7 +226,12 @@ class EventDrivenStrategyEngine:
     async def advance_to(self, ts: datetime | str, market: Mapping[str, Any] | None = None) -> None:
         """Move the clock to `ts`: record the market, then everything that fell due (funding, interest,
         arrivals, resting orders, liquidations)."""
+        market = checked(market)  # bad market data is refused before anything moves (DataError)
         when = ts if isinstance(ts, datetime) and ts.tzinfo is UTC else to_utc(ts, "timestamp")
+        with self.event_logger.unit():
+            await self._advance(when, market)
+
+    async def _advance(self, when: datetime, market: Mapping[str, Any] | None) -> None:
         self.event_logger.set_time(when)
         if market is not None:
             self.market = normalise(market)
@@ -236,7 +264,13 @@ class EventDrivenStrategyEngine:
             raise LedgerError("the engine is closed; start a new one")
         if not isinstance(instruction, Mapping):
             raise InstructionError("instruction", f"expected a dict, got {type(instruction).__name__}")
-        market = dict(market_data) if market_data is not None else dict(self.market)
+        with self.event_logger.unit():
+            return await self._execute(instruction, market_data)
+
+    async def _execute(
+        self, instruction: Mapping[str, Any], market_data: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        market: Any = market_data if market_data is not None else self.market  # checked where received
         if self.initial_equity is None and market:
             self._observe_first(market)
         kind = instruction.get("venue_type")
@@ -254,8 +288,11 @@ class EventDrivenStrategyEngine:
             )
         raise InstructionError("venue_type", reason.split(": ", 1)[1])
 
-    def _observe_first(self, market: Mapping[str, Any]) -> None:
-        self.market = normalise(market)
+    def _observe_first(self, market: Any) -> None:
+        try:
+            self.market = normalise(market)
+        except DataError:
+            return  # the interface that receives it records the refusal
         self.event_logger.record_market(self.session, self.market, self.event_logger.now())
         self._marks_due = self.event_logger.now() + MARKS_EVERY
         self.initial_equity = self.position_monitor.equity()
@@ -373,6 +410,16 @@ def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:
     with localcontext(MONEY) as ctx:
         growth = final / initial
         return (ctx.power(growth, Decimal(365) / days) - 1).quantize(Decimal("1e-12"))
+
+
+def _simulated_backends(interfaces: Any) -> list[Volatile]:
+    """Each simulated venue backend of the interfaces once (the transfer backend is shared)."""
+    found: dict[int, Volatile] = {}
+    for interface in interfaces:
+        for backend in (getattr(interface, "backend", None), interface.transfer_backend):
+            if isinstance(backend, Volatile):
+                found.setdefault(id(backend), backend)
+    return list(found.values())
 
 
 def _wall_clock() -> datetime:

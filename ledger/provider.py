@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from executors.costs import ConfigError
+from ledger.config import redact_url
 from ledger.marketdata import (
     DataError,
     FundingPoint,
@@ -40,7 +41,7 @@ def describe(data_config: Mapping[str, Any]) -> str:
     if data_config.get("data_dir") or data_config.get("dir"):
         return str(data_config.get("data_dir") or data_config.get("dir"))
     if data_config.get("log"):
-        return f"event log {data_config['log']}"
+        return f"event log {redact_url(str(data_config['log']))}"
     if data_config.get("source") == "synthetic":
         return f"synthetic(seed={data_config.get('seed', 0)})"
     return "none"

@@ -6,14 +6,18 @@ shares a ledger between processes. Opening for reading never creates or changes 
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -65,6 +69,10 @@ def parse_url(url: str | os.PathLike[str]) -> StoreURL:
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
+        if parts.query or parts.fragment or text.endswith(("?", "#")):
+            raise StoreError(
+                f"{text!r}: a sqlite:/// URL takes no query or fragment; write `?` as %3F and `#` as %23, "
+                "or give the path alone")
         path = unquote(parts.path)
         path = path[1:] if path.startswith("//") else path
         if path.startswith("/") and text.startswith("sqlite:///") and not text.startswith("sqlite:////"):
@@ -89,6 +97,40 @@ def parse_url(url: str | os.PathLike[str]) -> StoreURL:
     )
 
 
+def sqlite_uri(path: str | os.PathLike[str], **params: str) -> str:
+    """The `file:` URI SQLite opens for `path`: absolute and percent-quoted, so a `?`, `#`, `%` or space
+    in a file name is part of the name, never a parameter (`q?evil.db` opened `q`)."""
+    uri = Path(path).resolve().as_uri()
+    return f"{uri}?{urlencode(params)}" if params else uri
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """`sqlite:///…` for a file path, quoted so that `parse_url` gives the same path back."""
+    return f"sqlite:///{quote(os.fspath(path))}"
+
+
+def sqlite_engine(uri: str) -> Any:
+    """A SQLAlchemy engine on the SQLite `file:` URI `uri` (from `sqlite_uri`), given to sqlite3 as it
+    is: SQLAlchemy's own URL would read a `?` or `#` in the file name as its syntax."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import QueuePool
+
+    return create_engine("sqlite://", poolclass=QueuePool,
+                         creator=lambda: sqlite3.connect(uri, uri=True, timeout=30))
+
+
+def readonly_uri(path: str | os.PathLike[str]) -> str:
+    """A SQLite URI that cannot write and creates nothing. With no `-wal` file beside the ledger no
+    connection has it open (SQLite removes the file when the last one closes), and the file is opened
+    as immutable: a plain read-only connection would create a `-wal` and `-shm` it cannot remove, and
+    on read-only media or in a folder we may not write to it cannot open at all. With a `-wal` (a
+    writer is running) it is opened read-only alongside the writer."""
+    file = Path(path).resolve()
+    if Path(f"{file}-wal").exists():
+        return sqlite_uri(file, mode="ro")
+    return sqlite_uri(file, mode="ro", immutable="1")
+
+
 def check_sqlite(path: str, *, create: bool) -> None:
     """Refuse a path that is not (and, when not creating, is not already) a ledger database."""
     file = Path(path)
@@ -110,7 +152,7 @@ def check_sqlite(path: str, *, create: bool) -> None:
         if fh.read(16) != b"SQLite format 3\x00":
             raise StoreError(f"{path} is not a SQLite database")
     try:
-        con = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        con = sqlite3.connect(readonly_uri(file), uri=True)
         try:
             names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         finally:
@@ -119,6 +161,51 @@ def check_sqlite(path: str, *, create: bool) -> None:
         raise StoreError(f"{path} is not a readable SQLite database: {e}") from None
     if "stored_events" not in names and (names or not create):
         raise StoreError(f"{path} is a SQLite database but not a ledger (no stored_events table)")
+
+
+def claim_fresh(path: str, *, force: bool) -> tuple[WriterLock, str | None]:
+    """Make way for a fresh ledger at `path`, holding its writer lock (the caller releases it once the
+    new ledger is open): nothing there, or an empty file, is used as it is; an existing ledger is
+    replaced only with `force` (its -wal and -shm too), and the returned text says what was replaced;
+    anything that is not a ledger is refused and left untouched."""
+    lock = WriterLock(path)
+    file = Path(path)
+    if file.is_dir():
+        raise StoreError(f"{path} is a directory, not a ledger database")
+    lock.acquire()
+    try:
+        if not file.exists() or file.stat().st_size == 0:
+            return lock, None
+        try:
+            check_sqlite(path, create=False)
+        except StoreError as e:
+            raise StoreError(f"{e}: not replaced (only a ledger is; choose another --db)") from None
+        con = sqlite3.connect(readonly_uri(file), uri=True)
+        try:
+            events = con.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
+        finally:
+            con.close()
+        if not force:
+            raise StoreError(f"{path} already holds a ledger ({events} events); --force replaces it")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{file}{suffix}").unlink(missing_ok=True)
+        return lock, f"replaced the ledger {path} ({events} events)"
+    except BaseException:
+        lock.release()
+        raise
+
+
+def check_writable(path: str) -> None:
+    """A ledger opened for writing needs a writable file and folder (SQLite keeps its `-wal` and `-shm`
+    beside it): one StoreError otherwise; the reading commands open it read-only instead."""
+    file = Path(path).resolve()
+    if file.exists() and not os.access(file, os.W_OK):
+        raise StoreError(f"cannot write {path}: the file is read-only (reading commands such as "
+                         "`summary` and `audit` open it read-only)")
+    if not os.access(file.parent, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write {path}: its folder {file.parent} is not writable (SQLite keeps "
+                         "its -wal and -shm beside it; reading commands such as `summary` and `audit` "
+                         "open it read-only)")
 
 
 def pg_connect(url: StoreURL) -> Any:
@@ -154,6 +241,21 @@ def check_postgres(url: StoreURL, *, create: bool) -> None:
 
 
 @contextmanager
+def checkpoint_lock(url: StoreURL) -> Iterator[None]:
+    """Serialise checkpoints between PostgreSQL writers: each one reads the last checkpoint, counts
+    the events after it and saves its own before the next begins (SQLite has one writer anyway)."""
+    if url.kind != "postgresql":
+        yield
+        return
+    with pg_connect(url) as con:
+        con.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"ledger-checkpoint:{url.schema}",))
+        try:
+            yield
+        finally:
+            con.execute("SELECT pg_advisory_unlock(hashtext(%s))", (f"ledger-checkpoint:{url.schema}",))
+
+
+@contextmanager
 def creation_lock(url: StoreURL, create: bool) -> Iterator[None]:
     """Serialise schema and table creation between processes (concurrent DDL fails in PostgreSQL)."""
     if url.kind != "postgresql" or not create:
@@ -180,14 +282,90 @@ def environment(url: StoreURL, *, create: bool, synchronous: str) -> dict[str, s
             POSTGRES_CONNECT_TIMEOUT="5",
         )
     else:
-        name = "file:ledger-memory?mode=memory&cache=shared" if url.kind == "memory" else url.path
-        if url.kind == "sqlite" and not create:
-            name = f"file:{Path(url.path).resolve()}?mode=rw"
+        if url.kind == "memory":
+            name = "file:ledger-memory?mode=memory&cache=shared"
+        else:
+            name = sqlite_uri(url.path, mode="rwc" if create else "rw")
         env.update(
             PERSISTENCE_MODULE=f"{__name__}:LedgerSQLiteFactory", SQLITE_DBNAME=name,
             SQLITE_SYNCHRONOUS=synchronous.upper(), SQLITE_LOCK_TIMEOUT="30",
         )
     return env
+
+
+class WriterLock:
+    """The one writer of a SQLite ledger: an exclusive `flock` on `<db>.lock`, held from the moment a
+    process would first write (a new or appending engine, `rebuild`, `reconcile`, `import`) until it
+    closes the ledger or exits. The file names the holder (pid, command, since when) for the one-line
+    refusal another writer gets; it is removed on release. Within one process the lock is shared:
+    every Ledger of the same file counts as the same writer. Readers never take it."""
+
+    _held: dict[str, tuple[int, int]] = {}  # lock file -> (fd, users) in this process
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.path = f"{Path(db).resolve()}.lock"
+        self.holding = False
+
+    def acquire(self) -> None:
+        if self.holding:
+            return
+        held = self._held.get(self.path)
+        if held is not None:
+            self._held[self.path] = (held[0], held[1] + 1)
+        else:
+            self._held[self.path] = (self._lock(), 1)
+        self.holding = True
+
+    def release(self) -> None:
+        if not self.holding:
+            return
+        self.holding = False
+        fd, users = self._held.pop(self.path)
+        if users > 1:
+            self._held[self.path] = (fd, users - 1)
+            return
+        with suppress(OSError):
+            os.unlink(self.path)
+        os.close(fd)
+
+    def _lock(self) -> int:
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise StoreError(f"cannot write {self.db}: cannot create its lock file {self.path}: "
+                                 f"{e.strerror or e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe_holder(os.pread(fd, 4096, 0))
+                os.close(fd)
+                raise StoreError(
+                    f"{self.db} is being written by {holder}; a SQLite ledger has one writer at a time "
+                    "(wait for it to end, or use PostgreSQL for concurrent writers)") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # released and removed between our open and our lock: lock the new file
+                os.close(fd)
+                continue
+            words = [os.path.basename(sys.argv[0] or "python")]
+            words += [a for a in sys.argv[1:3] if a.isidentifier()]  # the subcommand, never option values
+            me = {"pid": os.getpid(), "command": " ".join(words),
+                  "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+            return fd
+
+
+def _describe_holder(data: bytes) -> str:
+    try:
+        holder = json.loads(data)
+        return f"process {int(holder['pid'])} (`{holder['command']}`, since {holder['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
 
 
 class _DurablePool(SQLiteConnectionPool):
@@ -202,7 +380,10 @@ class _DurablePool(SQLiteConnectionPool):
 
 
 class FastSQLiteApplicationRecorder(SQLiteApplicationRecorder):
-    """One `executemany` per batch; notification ids are the consecutive rowids of the batch."""
+    """One `executemany` per batch; notification ids are the consecutive rowids of the batch.
+    `before_write` (the Ledger's writer lock) runs before anything is inserted."""
+
+    before_write: Callable[[], None] | None = None
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], *, durable: bool = True, **kwargs: Any,
@@ -210,6 +391,8 @@ class FastSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         """`durable=False` commits this one transaction with `synchronous=NORMAL`: in WAL mode it is
         on disk after the next FULL commit (the WAL is synced in order) or checkpoint; a killed
         process loses nothing, only a crash of the machine can lose it."""
+        if self.before_write is not None:
+            self.before_write()
         pool = self.datastore.pool
         if durable or getattr(pool, "synchronous", "FULL") != "FULL":
             return super().insert_events(stored_events, **kwargs)
@@ -250,22 +433,32 @@ class FastSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             raw = conn._sqlite_conn
             raw.row_factory = None
             try:
-                while True:
-                    sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
-                           f"{self.events_table_name} WHERE rowid>? ")
-                    params: list[int] = [after]
-                    if stop is not None:
-                        sql += "AND rowid<=? "
-                        params.append(stop)
-                    rows = raw.execute(sql + "ORDER BY rowid LIMIT ?", [*params, batch]).fetchall()
-                    if not rows:
-                        return
-                    yield from rows
-                    after = rows[-1][0]
+                yield from self._rows(raw, after, stop, batch)
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read the ledger: {e}") from None
             finally:
                 raw.row_factory = sqlite3.Row
         finally:
             self.datastore.pool.put_connection(conn)
+
+    def _rows(self, raw: sqlite3.Connection, after: int, stop: int | None, batch: int,
+              ) -> Iterator[tuple[int, str, int, str, bytes]]:
+        while True:
+            sql = (f"SELECT rowid, originator_id, originator_version, topic, state FROM "
+                   f"{self.events_table_name} WHERE rowid>? ")
+            params: list[int] = [after]
+            if stop is not None:
+                sql += "AND rowid<=? "
+                params.append(stop)
+            rows = raw.execute(sql + "ORDER BY rowid LIMIT ?", [*params, batch]).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                if None in row:  # what SQLite reads from a truncated file
+                    raise sqlite3.DatabaseError(f"the row after notification {after} is damaged "
+                                                "(a truncated or corrupted file)")
+                yield row
+                after = row[0]
 
     def last_of_topic(self, topic: str) -> int | None:
         with self.datastore.transaction(commit=False) as c:
@@ -285,6 +478,7 @@ class LedgerSQLiteFactory(SQLiteFactory):
 
 
 __all__ = [
-    "FastSQLiteApplicationRecorder", "LedgerSQLiteFactory", "SQLiteDatastore", "StoreURL",
-    "check_postgres", "check_sqlite", "environment", "parse_url",
+    "FastSQLiteApplicationRecorder", "LedgerSQLiteFactory", "SQLiteDatastore", "StoreURL", "WriterLock",
+    "check_postgres", "check_sqlite", "check_writable", "checkpoint_lock", "claim_fresh", "environment",
+    "parse_url", "readonly_uri", "sqlite_engine", "sqlite_uri", "sqlite_url",
 ]

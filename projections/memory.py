@@ -53,7 +53,11 @@ class InMemoryProjection:
         self.handle(batch)
         return count + len(batch)
 
-    def rebuild(self, ledger: EventSource) -> int:
+    def reset(self) -> None:
+        """Forget everything applied (then catch up again from the log)."""
         self.state = LedgerState(keep_fills=self.keep_fills)
         self.position = 0
+
+    def rebuild(self, ledger: EventSource) -> int:
+        self.reset()
         return self.catch_up(ledger)

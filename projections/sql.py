@@ -7,7 +7,8 @@ projector killed at any point resumes exactly once from the last committed notif
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,12 +28,24 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
+from aggregates.errors import StoreError
 from projections.folds import apply
 from projections.state import Fill, LedgerState, Order, Position, Transit
 
 VIEW_NAME = "ledger-views"
+
+
+@contextmanager
+def _view_errors() -> Iterator[None]:
+    """A database error while writing the views (a full disk, a read-only file) as one StoreError."""
+    try:
+        yield
+    except DBAPIError as e:
+        text = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        raise StoreError(f"cannot write the SQL views: {text}") from None
 
 
 class DecimalText(TypeDecorator[Decimal]):
@@ -163,12 +176,13 @@ def _pk_values(book: str, key: Any) -> dict[str, Any]:
 class SQLProjection:
     """Keeps the view_* tables equal to the fold of every event, exactly once, resumable."""
 
-    def __init__(self, url: str, schema: str | None = None, name: str = VIEW_NAME) -> None:
-        self.engine: Engine = _engine(url)
+    def __init__(self, url: str | Engine, schema: str | None = None, name: str = VIEW_NAME) -> None:
+        self.engine: Engine = _engine(url) if isinstance(url, str) else url
         self.name = name
         self.metadata, self.tables = _tables(schema)
-        self.metadata.create_all(self.engine)
-        self.state, self.position = self._load()
+        with _view_errors():
+            self.metadata.create_all(self.engine)
+            self.state, self.position = self._load()
 
     @classmethod
     def for_ledger(cls, ledger: Any) -> SQLProjection:
@@ -179,7 +193,9 @@ class SQLProjection:
             return cls(f"postgresql+psycopg://{auth}@{url.host}:{url.port}/{url.dbname}", url.schema)
         if url.kind == "memory":
             return cls("sqlite://")
-        return cls(f"sqlite:///{url.path}")
+        from ledger.stores import sqlite_engine, sqlite_uri
+
+        return cls(sqlite_engine(sqlite_uri(url.path, mode="rw")))
 
     # ---- running -------------------------------------------------------------------------------
 
@@ -213,7 +229,7 @@ class SQLProjection:
         if not count:
             return 0
         try:
-            with self.engine.begin() as conn:
+            with _view_errors(), self.engine.begin() as conn:
                 self._write(conn, state)
                 conn.execute(update(self.tables["tracking"]).where(
                     self.tables["tracking"].c.name == self.name).values(
@@ -252,12 +268,36 @@ class SQLProjection:
 
     # ---- rebuild and loading -------------------------------------------------------------------
 
-    def rebuild(self, source: Any, progress: Callable[[int], None] | None = None) -> int:
-        """Drop every view table, then replay every event."""
-        self.metadata.drop_all(self.engine)
-        self.metadata.create_all(self.engine)
-        self.state, self.position = self._load()
-        return self.run(source, progress=progress)
+    def rebuild(self, source: Any, progress: Callable[[int], None] | None = None, batch: int = 5_000) -> int:
+        """Empty every view table and replay every event, in one transaction: a log that cannot be read
+        to its end (or a disk that fills) leaves the views as they were."""
+        state = LedgerState(keep_fills=False)
+        count, last = 0, 0
+        try:
+            with _view_errors(), self.engine.begin() as conn:
+                for table in reversed(self.metadata.sorted_tables):
+                    conn.execute(delete(table))
+                for nid, event in source.iter_events():
+                    apply(state, event)
+                    count, last = count + 1, nid
+                    if count % batch == 0:
+                        self._flush(conn, state, progress, count)
+                self._flush(conn, state, progress, count)
+                conn.execute(insert(self.tables["tracking"]).values(
+                    name=self.name, notification_id=last, events=state.events,
+                    fills_count=state.fills_count,
+                    last_ts=state.last_ts.isoformat() if state.last_ts else ""))
+        finally:
+            self.state, self.position = self._load()
+        return count
+
+    def _flush(self, conn: Connection, state: LedgerState, progress: Callable[[int], None] | None,
+               count: int) -> None:
+        self._write(conn, state)
+        state.dirty.clear()
+        state.new_fills.clear()
+        if progress:
+            progress(count)
 
     def _load(self) -> tuple[LedgerState, int]:
         tb = self.tables

@@ -52,7 +52,7 @@ class AuditInputError(LedgerError):
 def open_readonly(db: str) -> Any:
     """Open a ledger for reading only: a SQLite file with `mode=ro` (the file is never changed)."""
     from ledger.app import CIPHER_ENV, Ledger
-    from ledger.stores import check_postgres, check_sqlite, environment, parse_url
+    from ledger.stores import check_postgres, check_sqlite, environment, parse_url, readonly_uri
 
     parsed = parse_url(db)
     if parsed.kind == "memory":
@@ -68,17 +68,6 @@ def open_readonly(db: str) -> Any:
     if key:
         env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=key)
     return Ledger(parsed, env)
-
-
-def readonly_uri(path: str) -> str:
-    """A SQLite URI that cannot write. In a folder we may not write to (evidence on read-only media),
-    SQLite cannot create the WAL index a reader needs; with no WAL file pending, the file is then
-    opened as immutable."""
-    file = Path(path).resolve()
-    uri = f"file:{file}?mode=ro"
-    if not os.access(file.parent, os.W_OK) and not Path(f"{file}-wal").exists():
-        uri += "&immutable=1"
-    return uri
 
 
 # ---- event records -----------------------------------------------------------------------------------
@@ -409,7 +398,6 @@ def audit_ledger(ledger: Any, anchor: dict[str, Any] | None = None, progress: Ph
     every instruction, the SQL views against a rebuild, and the stored snapshots against the events.
     `progress(phase, done, total)` follows the passes: "chain", "lifecycle" (events), "snapshots"
     (streams)."""
-    _probe_key(ledger)
     total = ledger.max_notification_id()
 
     def tell(phase: str, of: int) -> Callable[[int], None] | None:
@@ -443,28 +431,6 @@ def audit_ledger(ledger: Any, anchor: dict[str, Any] | None = None, progress: Ph
         if snapshot_problem is not None:
             result.problems.append(snapshot_problem)
     return result
-
-
-def _probe_key(ledger: Any) -> None:
-    """A first and a last event that both cannot be read mean a wrong or missing cipher key (a user
-    error), not tampering of every row."""
-    from ledger.app import CIPHER_ENV
-
-    last = ledger.max_notification_id()
-    if not last:
-        return
-    with closing(ledger.iter_rows(0, None, 1)) as rows:
-        first_row = next(rows, None)
-    probes = [r for r in (first_row, *ledger.iter_rows(last - 1, last)) if r is not None]
-    for _nid, _stream, _version, _topic, state in probes:
-        try:
-            split_state(ledger.codec.plaintext(state.encode() if isinstance(state, str) else state))
-            return
-        except Exception:  # any failure to read is what is probed for
-            continue
-    have = "the LEDGER_CIPHER_KEY set here" if ledger.codec.cipher else f"no {CIPHER_ENV} set"
-    raise StoreError(f"neither the first nor the last event can be read with {have}: the ledger is "
-                     "encrypted with another key (or was not written by this ledger)")
 
 
 def _chain_problem(first: Finding) -> Problem:
@@ -600,10 +566,11 @@ class _ViewCheck:
                 "views", f"the SQL views were built from {self.position} notifications but the log "
                 f"ends at {last}: events were removed after the views were written")
             return
+        from ledger.stores import sqlite_url
         from projections.sql import SQLProjection
 
         self._tmp = tempfile.TemporaryDirectory(prefix="ledger-audit-")
-        self.rebuilt = SQLProjection(f"sqlite:///{Path(self._tmp.name) / 'views.db'}")
+        self.rebuilt = SQLProjection(sqlite_url(Path(self._tmp.name) / "views.db"))
         self.state = self.rebuilt.state
         self.feeding = True
         self.outcome = "pending"
@@ -684,7 +651,9 @@ def _readonly_engine(url: Any) -> Any:
         auth = url.user + (f":{url.password}" if url.password else "")
         return create_engine(f"postgresql+psycopg://{auth}@{url.host}:{url.port}/{url.dbname}",
                              pool_pre_ping=True)
-    return create_engine(f"sqlite:///{readonly_uri(url.path)}&uri=true")
+    from ledger.stores import readonly_uri, sqlite_engine
+
+    return sqlite_engine(readonly_uri(url.path))
 
 
 def _check_snapshots(ledger: Any, streams: Iterable[str], progress: Callable[[int], None] | None = None,

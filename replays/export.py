@@ -5,7 +5,10 @@
   plaintext exactly as first written, in base64 (the chain digest covers these bytes). `ledger audit
   import` reads it back into an equal ledger.
 - **CSV** (`.csv`): the same columns with `event` as JSON text; the base64 `state` column only with
-  `with_bytes` (it more than doubles the file).
+  `with_bytes` (it more than doubles the file). No cell is a formula a spreadsheet would run
+  (`csv_cell`, OWASP's CSV-injection rule): text beginning with `=`, `+`, `-`, `@`, a tab or a carriage
+  return gets a leading `'`; numbers stay numbers (the integer columns, and any cell that is a plain
+  decimal number such as `-1.5`).
 - **Parquet** (`.parquet`): the events table: the common columns flattened, `ts` as
   `timestamp[us, tz=UTC]`, `event` as JSON text and `state` as the exact stored bytes (binary).
 - **A folder** (a path without extension, an existing folder, or any path ending in `/`, such as
@@ -32,8 +35,10 @@ import base64
 import binascii
 import csv
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
@@ -144,6 +149,21 @@ class _Writer(Protocol):
     def rows(self) -> dict[str, int]: ...
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell no spreadsheet runs: text starting with = + - @ TAB or CR is prefixed with `'`
+    (OWASP); an int or Decimal, and text that is a plain decimal number (`-1.5`), stay as they are."""
+    if isinstance(value, int | Decimal):
+        return value
+    text = str(value)
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def export_line(record: EventRecord, state: bytes) -> bytes:
     """One JSONL line (without the newline): the record plus its stored state in base64."""
     return _encode({**record.to_json(), "state": base64.b64encode(state).decode()})
@@ -181,7 +201,7 @@ class _CSVWriter(_JSONLWriter):
                r.instruction_id or "", r.chain, _encode(r.fields).decode()]
         if self.with_bytes:
             row.append(base64.b64encode(state).decode())
-        self.out.writerow(row)
+        self.out.writerow([csv_cell(cell) for cell in row])
         self.count += 1
 
 
@@ -395,15 +415,15 @@ def export(ledger: Any, target: Target, *, force: bool = False, with_bytes: bool
     shutil.rmtree(scratch, ignore_errors=True)  # left by an export that was killed
     scratch.mkdir()
     staged = {kind: scratch / path.name for kind, path in target.files().items()}
-    writer: _Writer
-    if target.format == "jsonl":
-        writer = _JSONLWriter(staged["events"])
-    elif target.format == "csv":
-        writer = _CSVWriter(staged["events"], with_bytes)
-    else:
-        writer = _ParquetWriter(staged)
+    writer: _Writer | None = None
     count = 0
-    try:
+    try:  # opening a writer writes too (Parquet's magic bytes): a full disk fails here already
+        if target.format == "jsonl":
+            writer = _JSONLWriter(staged["events"])
+        elif target.format == "csv":
+            writer = _CSVWriter(staged["events"], with_bytes)
+        else:
+            writer = _ParquetWriter(staged)
         for record, state, event in LogReader(ledger).entries():
             writer.write(record, state, event)
             count += 1
@@ -414,13 +434,18 @@ def export(ledger: Any, target: Target, *, force: bool = False, with_bytes: bool
             out.mkdir(exist_ok=True)
         for kind, path in Target(out, target.format, target.folder).files().items():
             os.replace(staged[kind], path)
-    except BaseException:
-        writer.abort()
+    except BaseException as e:
+        if writer is not None:
+            with suppress(Exception):  # closing on a full disk fails again: the first error is the one
+                writer.abort()
+        if isinstance(e, OSError) and not e.filename:  # pyarrow's errors name no file
+            raise OSError(e.errno, e.strerror or str(e), str(target.path)) from None
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if progress is not None:
         progress(count, total)
+    assert writer is not None
     return writer.rows()
 
 

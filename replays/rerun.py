@@ -22,6 +22,7 @@ from typing import Any
 from aggregates.errors import InstructionError, LedgerError
 from ledger import config as cfg
 from ledger.digest import log_digest
+from ledger.stores import sqlite_url
 from replays.diff import STARTED, Divergence, field_differences, first_divergence
 from replays.state import ReplayError
 
@@ -186,7 +187,6 @@ def rebuild_config(rec: Recording, strategy: Any, market: Any, db: str, *, views
     """The engine config of the rerun, made to record exactly the recorded config; notes name what
     still differs (a default the code no longer has, say), which will show as the first divergence."""
     from ledger.backtest import build_config, merge, seed_overrides
-    from ledger.engine import recorded_config
 
     path = data_path(rec)
     spec = {**rec.data, "data_dir": str(path) if path is not None else None}
@@ -200,7 +200,7 @@ def rebuild_config(rec: Recording, strategy: Any, market: Any, db: str, *, views
     first = build(base)
     config = build(merge(base, difference(rec.config, first)))
     config["ledger"] = {**config.get("ledger", {}), "views": views}
-    again = json.loads(cfg.canonical_json(recorded_config(config)))
+    again = json.loads(cfg.canonical_json(cfg.recorded_config(config)))
     notes = tuple(f"{name}: recorded {_short(x)}, rebuilt {_short(y)}"
                   for name, x, y in field_differences(rec.config, again))
     return config, notes
@@ -235,7 +235,7 @@ def rerun(ledger: Any, into: Path | None = None, progress: Callable[[int, int], 
     recorded = log_digest(ledger)
     with tempfile.TemporaryDirectory(prefix="ledger-rerun-") as tmp:
         target = into if into is not None else Path(tmp) / "rerun.db"
-        config, notes = rebuild_config(rec, strategy, market, f"sqlite:///{target}", views=into is not None)
+        config, notes = rebuild_config(rec, strategy, market, sqlite_url(target), views=into is not None)
         try:
             asyncio.run(run_backtest(config, strategy, market, progress))
         except LedgerError as e:

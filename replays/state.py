@@ -16,7 +16,10 @@ delete it at any time.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable
 from contextlib import closing
 from dataclasses import dataclass
@@ -242,12 +245,19 @@ TABLES = ("meta", "snapshots", "orders", "tx_effects", "equity", "times")
 
 
 def default_cache(ledger: Any) -> Path | None:
-    """`<db>.states` beside a SQLite ledger; None for other stores and for an encrypted ledger (the
-    cache holds plaintext balances: name a path explicitly to accept that)."""
+    """`<db>.states` beside a SQLite ledger — or, when that folder is not writable (read-only media),
+    `<temp>/ledger-states/<hash of the ledger's path>-<name>.states`; None for other stores and for an
+    encrypted ledger (the cache holds plaintext balances: name a path explicitly to accept that)."""
     url = ledger.url
     if url.kind != "sqlite" or encrypted(ledger):
         return None
-    return Path(f"{url.path}.states")
+    beside = Path(f"{url.path}.states")
+    if os.access(beside.resolve().parent, os.W_OK | os.X_OK):
+        return beside
+    folder = Path(tempfile.gettempdir()) / "ledger-states"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    key = hashlib.sha256(str(Path(url.path).resolve()).encode()).hexdigest()[:16]
+    return folder / f"{key}-{beside.name}"
 
 
 def encrypted(ledger: Any) -> bool:

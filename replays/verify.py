@@ -179,6 +179,11 @@ def _head_difference(covered: list[tuple[int, str, int, str]], recorded: list[li
 
 
 def anchor(ledger: Any) -> dict[str, Any]:
-    """Head digest and event count, to be kept outside the database (`ledger audit anchor`)."""
+    """Head digest and event count, to be kept outside the database (`ledger audit anchor`). Only a log
+    whose chains and checkpoints verify is anchored: an anchor of a tampered log would vouch for it."""
+    from aggregates.errors import IntegrityViolation
+
     result = verify_chain(ledger, stop_at_first=True)
+    if result.first is not None:
+        raise IntegrityViolation(f"not anchored: the log does not verify: {result.first}")
     return {"events": result.events, "head": result.head}

@@ -13,6 +13,7 @@ from aggregates.values import MONEY, Instrument, MarketType, parse_instrument
 from executors import results, risk
 from executors.instructions import OrderInstruction
 from executors.market import reference_price, usd_price
+from executors.simulated.volatile import Volatile
 
 if TYPE_CHECKING:
     from executors.base import BaseExecutionInterface
@@ -28,8 +29,10 @@ class Resting:
     wallet: str
 
 
-class SimulatedCEX:
+class SimulatedCEX(Volatile):
     """The venue side of a backtest; it only reports what happened, as ledger facts."""
+
+    volatile = ("resting", "funding_cursor")
 
     def __init__(self) -> None:
         self.resting: list[Resting] = []

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
-from aggregates.values import MONEY
+from aggregates.values import INDEX, MONEY
 from executors import results, risk
+from executors.costs import setting
 from executors.instructions import ChainInstruction
 from executors.market import usd_price
+from executors.simulated.volatile import Volatile
 
 if TYPE_CHECKING:
     from executors.base import BaseExecutionInterface
@@ -61,13 +63,15 @@ def block_at(ts: datetime) -> tuple[int, str]:
     return number, "0x" + hashlib.sha256(f"block:{number}".encode()).hexdigest()
 
 
-class SimulatedChain:
+class SimulatedChain(Volatile):
     """The chain side of a backtest: every operation becomes signed-looking transactions and effects."""
+
+    volatile = ("approved", "index", "nonce", "claims")
 
     def __init__(self, config: dict[str, Any]) -> None:
         staking = config.get("staking") or {}
         self.receipt = str(staking.get("receipt_token", "WEETH")).upper()
-        self.default_rate = Decimal(str(staking.get("rate", "1")))
+        self.default_rate = setting(staking.get("rate", "1"), "staking.rate", INDEX)
         self.unstake_delay = timedelta(days=float(staking.get("unstake_delay_days", 7)))
         self.liquidation_bonus = Decimal(str((config.get("risk") or {}).get("liquidation_bonus", "0.05")))
         self.approved: set[str] = set()
@@ -215,16 +219,7 @@ class SimulatedChain:
         with localcontext(MONEY):
             wallet = iface.wallet(op.venue)
             txs = self.plan(op, wallet, market)
-            gwei = market.get("gas_price_gwei")
-            if gwei is not None and gwei < 0:
-                return iface.reject(
-                    op.venue,
-                    op.instruction_id,
-                    "invalid_field",
-                    f"market_data: gas_price_gwei must not be negative, got {gwei}",
-                    raw,
-                    op,
-                )
+            gwei = market.get("gas_price_gwei")  # bounded where the market data came in
             fees = [iface.costs.gas_fee(tx.purpose, gwei) for tx in txs]
             gas = sum((f[2] for f in fees), ZERO)
             problem = self.check(iface, op, txs, [f[2] for f in fees], wallet, market)

@@ -12,6 +12,7 @@ from aggregates.ids import transfer_id
 from aggregates.values import MONEY
 from executors import results, risk
 from executors.instructions import Invalid, TransferInstruction
+from executors.simulated.volatile import Volatile
 
 if TYPE_CHECKING:
     from executors.base import BaseExecutionInterface
@@ -27,8 +28,10 @@ class Pending:
     to_wallet: str
 
 
-class SimulatedTransfers:
+class SimulatedTransfers(Volatile):
     """One per engine: every interface's `execute_transfer` lands here, so arrivals are in one queue."""
+
+    volatile = ("pending",)
 
     def __init__(self) -> None:
         self.pending: list[Pending] = []

@@ -29,8 +29,9 @@ def load_event_log(url: str) -> MarketData:
     """Rows from `InstructionAccepted.market` and `Session.MarketObserved`, merged per `ts_event` in
     notification order (a later snapshot wins per key); funding from `FundingSettled`."""
     from ledger.app import Ledger
+    from ledger.config import redact_url
 
-    source = f"event log {url}"
+    source = f"event log {redact_url(url)}"  # recorded (`data_source`) and printed: no password
     ledger = Ledger.open(url)
     try:
         return _fold(ledger, source)

@@ -109,5 +109,5 @@ def test_usage_errors_of_every_command_are_one_error_line_and_exit_2(
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ledger.app.Ledger.open", interrupted)
+    monkeypatch.setattr("replays.audit.open_readonly", interrupted)  # `digest` only reads
     assert main("digest", "--db", "x.db") == (130, "", "")

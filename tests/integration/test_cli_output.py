@@ -98,14 +98,15 @@ def edited(live: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-BIG_FILL = D("10000000000000000000001")  # the second fill's price: 1e22 + 1
-FEE_A = D("10000000000000000000.123456789012345678")  # 38 digits: 0.1 % of a 1e22 notional, to the wei
-FEE_B = D("10000000000000000000.123456789012345679")
+# Inside the value bounds (docs/values.md: amounts <= 1e15, prices <= 1e12, 18 places), beyond 28 digits.
+BIG_FILL = D("100000000001")  # the second fill's price: 1e11 + 1
+FEE_A = D("10000000000.123456789012345678")  # 29 digits: 10 % of a 1e11 notional, to the wei
+FEE_B = D("10000000000.123456789012345679")
 
 
 def _big_log(path: Path, deposit: D, fee: D) -> None:
     """A log beyond the default 28-digit Decimal context: `deposit` USDT at binance, then a buy of 1 ETH
-    at 1e22 and 2 ETH at 1e22 + 1, each with `fee` USDT, accepted with an ETH mark of 1e22."""
+    at 1e11 and 2 ETH at 1e11 + 1, each with `fee` USDT, accepted with an ETH mark of 1e11."""
     from aggregates.ids import client_order_id, instruction_id
     from aggregates.session import Session
     from aggregates.venue import VenueLedger
@@ -119,9 +120,9 @@ def _big_log(path: Path, deposit: D, fee: D) -> None:
     venue.record_deposit("seed", "spot", "USDT", deposit, T0)
     buy = instruction_id("big", 1)
     venue.record_accepted(buy, {"kind": "BUY", "instrument": "ETH/USDT", "side": "buy", "amount": "3",
-                                "wallet": "spot"}, {"eth_usd_price": D("1e22")}, T0)
+                                "wallet": "spot"}, {"eth_usd_price": D("1e11")}, T0)
     venue.record_submitted(buy, client_order_id(buy), T0)
-    venue.record_fill(buy, "t1", "spot", "ETH/USDT", "buy", D(1), D("1e22"), fee, "USDT", T0)
+    venue.record_fill(buy, "t1", "spot", "ETH/USDT", "buy", D(1), D("1e11"), fee, "USDT", T0)
     venue.record_fill(buy, "t2", "spot", "ETH/USDT", "buy", D(2), BIG_FILL, fee, "USDT", T0)
     ledger.save(venue)
     ledger.end_session("completed", T0)
@@ -130,10 +131,10 @@ def _big_log(path: Path, deposit: D, fee: D) -> None:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two such logs: A (1e23 USDT deposited, fee FEE_A) and B (2e23, FEE_B)."""
+    """Two such logs: A (1e14 USDT deposited, fee FEE_A) and B (2e14, FEE_B)."""
     folder = tmp_path_factory.mktemp("big")
-    _big_log(folder / "a.db", D("1e23"), FEE_A)
-    _big_log(folder / "b.db", D("2e23"), FEE_B)
+    _big_log(folder / "a.db", D("1e14"), FEE_A)
+    _big_log(folder / "b.db", D("2e14"), FEE_B)
     return folder / "a.db", folder / "b.db"
 
 
@@ -383,20 +384,20 @@ def test_a_zero_or_tiny_width_prints_the_40_column_layout_and_ends(live: Path) -
 
 
 def test_amounts_beyond_28_digits_print_exactly_in_summary_state_and_diff(big: tuple[Path, Path]) -> None:
-    """A 1e23 balance with 18-decimal fees: `summary`, `replay state --at N` and `replay diff` crashed
+    """A 1e14 balance, 18-decimal fees (32 digits): `summary`, `replay state --at N` and `replay diff` crashed
     (InvalidOperation rounding in the 28-digit default context) and `diff` would round B - A. Recorded
     amounts print exactly; derived ones (equity, average entry) rounded half-even to 12 decimals."""
     a, b = big
-    # By hand. A's USDT: 1e23 - 1e22 - 2 x (1e22 + 1) - 2 x FEE_A
-    #   = 7e22 - 2 - 20000000000000000000.246913578024691356
-    usdt_a = D("69979999999999999999997.753086421975308644")
-    usdt_b = D("169979999999999999999997.753086421975308642")  # 2e23 - 3e22 - 2 - 2 x FEE_B
+    # By hand. A's USDT: 1e14 - 1e11 - 2 x (1e11 + 1) - 2 x FEE_A
+    #   = 99700000000000 - 2 - 20000000000.246913578024691356
+    usdt_a = D("99679999999997.753086421975308644")
+    usdt_b = D("199679999999997.753086421975308642")  # 2e14 - 3e11 - 2 - 2 x FEE_B
     wide = Context(prec=100)
-    assert usdt_a == wide.subtract(D("7e22") - 2, wide.multiply(2, FEE_A))
-    assert usdt_b == wide.subtract(D("17e22") - 2, wide.multiply(2, FEE_B))
-    # equity: USDT + 3 ETH at the 1e22 mark; 12 decimals of .753086421975|308644
-    equity_a, equity_b = "99979999999999999999997.753086421975", "199979999999999999999997.753086421975"
-    avg_entry = "10000000000000000000000.666666666667"  # (1e22 + 2 x (1e22 + 1)) / 3 = 1e22 + 2/3
+    assert usdt_a == wide.subtract(D("99700000000000") - 2, wide.multiply(2, FEE_A))
+    assert usdt_b == wide.subtract(D("199700000000000") - 2, wide.multiply(2, FEE_B))
+    # equity: USDT + 3 ETH at the 1e11 mark; 12 decimals of .753086421975|308644
+    equity_a, equity_b = "99979999999997.753086421975", "199979999999997.753086421975"
+    avg_entry = "100000000000.666666666667"  # (1e11 + 2 x (1e11 + 1)) / 3 = 1e11 + 2/3
 
     data = cli("summary", "--db", a, "--json").json()
     assert data["balances"]["USDT"] == str(usdt_a) and data["balances"]["ETH"] == "3"
@@ -409,7 +410,7 @@ def test_amounts_beyond_28_digits_print_exactly_in_summary_state_and_diff(big: t
     assert equity_a in narrow("replay", "state", "--db", a, "--at", str(events), "--no-cache").split()
 
     diff = " ".join(narrow("replay", "diff", a, b, code=1, width=200).replace("│", " ").split())
-    fees_a, fees_b = "20000000000000000000.246913578024691356", "20000000000000000000.246913578024691358"
+    fees_a, fees_b = "20000000000.246913578024691356", "20000000000.246913578024691358"
     assert f"USDT {fees_a} {fees_b} 0.000000000000000002" in diff  # summed exactly (28 digits: equal)
-    assert f"binance spot USDT {usdt_a} {usdt_b} 99999999999999999999999.999999999999999998" in diff
-    assert f"equity: A {equity_a}, B {equity_b}, B - A 100000000000000000000000.000000000000 USD" in diff
+    assert f"binance spot USDT {usdt_a} {usdt_b} 99999999999999.999999999999999998" in diff
+    assert f"equity: A {equity_a}, B {equity_b}, B - A 100000000000000.000000000000 USD" in diff

@@ -23,11 +23,13 @@ CHILD = Path(__file__).with_name("pg_child.py")
 SAVES = 150
 
 
-def run_writers(url: str, tmp_path: Path, jobs: list[tuple[str, str]]) -> list[int]:
+def run_writers(url: str, tmp_path: Path, jobs: list[tuple[str, str]], saves: int = SAVES,
+                checkpoint_every: int = 0) -> list[int]:
     Ledger.open(url, create=True).close()  # schema and tables exist before the race starts
     start = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, str(CHILD), url, venue, str(SAVES), str(start), tag],
+    extra = [str(checkpoint_every)] if checkpoint_every else []
+    procs = [subprocess.Popen([sys.executable, str(CHILD), url, venue, str(saves), str(start), tag, *extra],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for venue, tag in jobs]
     start.touch()
@@ -69,6 +71,21 @@ def test_two_processes_racing_on_one_venue(pg_url: str, tmp_path: Path) -> None:
     venue = ledger.get_venue("main", "binance")
     assert venue.version == 1 + 2 * SAVES
     assert verify_chain(ledger).ok
+
+
+@pytest.mark.postgres
+def test_two_sessions_checkpointing_concurrently_verify(pg_url: str, tmp_path: Path) -> None:
+    """Each writer's checkpoints cover the other's events since the last checkpoint of either, so
+    `ledger audit verify` passes after two PostgreSQL writers interleave sessions and checkpoints."""
+    run_writers(pg_url, tmp_path, [("binance", "a"), ("bybit", "b")], saves=60, checkpoint_every=7)
+    ledger = Ledger.open(pg_url)
+    result = verify_chain(ledger)
+    assert result.ok, result.first
+    assert result.checkpoints >= 2 * (60 // 7) + 2
+    run = subprocess.run([sys.executable, "-m", "ledger.cli", "audit", "verify", "--db", pg_url],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0 and run.stdout.startswith(f"ok: {result.events} events"), run.stderr
 
 
 def test_stale_writer_loses_cleanly(store_url: str) -> None:

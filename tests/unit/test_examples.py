@@ -44,7 +44,8 @@ def test_full_example_config_loads_every_table() -> None:
 
 def test_an_rpc_url_is_kept_out_of_the_recorded_config() -> None:
     """RPC URLs often carry an API key in their path, so the recorded config leaves them out."""
-    from ledger.config import canonical_json
+    from ledger.config import canonical_json, recorded_config
 
-    recorded = canonical_json({"rpc_url": "https://eth.example/v2/KEY123", "chain": {"rpc_url": "x/KEY456"}})
+    recorded = canonical_json(recorded_config(
+        {"rpc_url": "https://eth.example/v2/KEY123", "chain": {"rpc_url": "x/KEY456"}}))
     assert "KEY123" not in recorded and "KEY456" not in recorded

@@ -55,11 +55,12 @@ def test_a_clean_ledger_passes_every_check(ledger: Ledger) -> None:
 
 
 def test_no_floats_catches_a_json_float(ledger: Ledger) -> None:
-    """A float that slipped into a payload (record_adjustment does not type-check) is reported."""
+    """A float that slipped into a payload (a market snapshot is stored as given) is reported."""
     agg = venue(ledger)
-    agg.record_adjustment("a1", "spot", "USDT", 1.5, "manual fix", T0)  # type: ignore[arg-type]
+    agg.record_accepted("i1", {"kind": "ORDER", "amount": "1"}, {"eth_usd_price": 1.5}, T0)  # type: ignore[dict-item]
     ledger.save(agg)
-    with pytest.raises(testing.InvariantError, match=r"BalanceAdjusted.delta: JSON float 1.5"):
+    float_in_market = r"InstructionAccepted.market.eth_usd_price: JSON float 1.5"
+    with pytest.raises(testing.InvariantError, match=float_in_market):
         testing.check_no_floats(ledger)
 
 
