@@ -15,7 +15,8 @@ from itertools import compress, count
 from operator import lt
 from pathlib import Path
 
-from ledger.marketdata.bounds import FUNDING, PRICE, VOLUME, Bound, OutOfBounds
+from aggregates.values import BALANCE, FUNDING_RATE, PRICE, Bound
+from ledger.marketdata.bounds import OutOfBounds, read_all
 from ledger.marketdata.frame import DataError, FundingPoint
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -130,7 +131,7 @@ class _Columns:
         errors: list[tuple[int, int, str]] = []
         for order, (name, bound, column) in enumerate(zip(self.names, self.bounds, self.texts, strict=True)):
             try:
-                out[name] = bound.read_all(column)
+                out[name] = read_all(bound, column)
             except OutOfBounds as e:
                 errors.append((e.index, order, f"{name}: {e}"))
         if errors:
@@ -206,7 +207,7 @@ def load_klines(path: str | Path, market: str) -> list[Kline]:
     bounds: dict[str, tuple[int, Bound]] = {
         name: (col[name], PRICE) for name in ("open", "high", "low", "close") if name in col}
     if "volume" in col:
-        bounds["volume"] = (col["volume"], VOLUME)
+        bounds["volume"] = (col["volume"], BALANCE)
     cells = _Columns(reader, bounds)
     times: list[datetime] = []
     for row in body:
@@ -262,7 +263,7 @@ def load_funding(path: str | Path, venue: str = "binance", base: str = "ETH") ->
         raise reader.fail(header_problem(first, ("funding",)))
     width = len(first)
     name, position = ("last_funding_rate", 2) if kind == "raw" else ("funding_rate", 1)
-    cells = _Columns(reader, {name: (position, FUNDING)})
+    cells = _Columns(reader, {name: (position, FUNDING_RATE)})
     times: list[datetime] = []
     for row in rows:
         reader.width(row, width)

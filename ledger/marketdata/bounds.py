@@ -1,33 +1,22 @@
-"""What a number read from a market-data file may be: one `Bound` per kind of value (a price, a funding
-rate, a rate or index, a volume), applied to every value as it is read, so a zero, negative, huge or
-over-precise number is refused on load instead of failing (or passing) deep inside a run.
-
-The limits are the project's value bounds (issue 15): prices finite, above 0, at most 1e12, at most 18
-decimal places (wei); funding rates finite, within ±0.05 per interval (5 %, over twenty times the largest
-rate the shipped data holds), up to 27 decimal places (ray); other rates and indexes finite, up to 27
-decimal places, and (indexes, exchange rates, gas prices) above 0; volumes not negative, at most 1e15.
+"""Reading the numbers of a market-data file against the project's bounds (`aggregates.values`: `PRICE`,
+`FUNDING_RATE`, `INDEX`, `GAS_PRICE`, `BALANCE`, `NUMBER`, `bound_of`), a cell or a whole column at a
+time, so a zero, negative, huge or over-precise number is refused on load instead of failing (or passing)
+deep inside a run. The rules themselves live only in `Bound.parse`; this adds a fast path for the usual
+plain numbers and the error text a file needs (the caller names the file, line and column).
 """
 
 from __future__ import annotations
 
 import decimal
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from operator import eq
 
-from aggregates.values import MONEY
+from aggregates.errors import InstructionError
+from aggregates.values import MONEY, NON_NEGATIVE, POSITIVE, ZERO, Bound
 
-PRICE_MAX = Decimal("1e12")
-PRICE_PLACES = 18
-FUNDING_MAX = Decimal("0.05")
-RATE_MAX = Decimal("1e12")
-RATE_PLACES = 27
-AMOUNT_MAX = Decimal("1e15")
-AMOUNT_PLACES = 18
-
-ZERO = Decimal(0)
+__all__ = ["OutOfBounds", "read", "read_all"]
 
 
 class OutOfBounds(ValueError):
@@ -38,94 +27,68 @@ class OutOfBounds(ValueError):
         super().__init__(message)
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """`what` a value is (for messages) and the values it may take: from `low` (excluded when `low_open`)
-    to `high`, with at most `places` decimal places."""
+def _inside(bound: Bound, least: Decimal, most: Decimal) -> bool:
+    """Whether values from `least` to `most` keep the bound's sign and size (not its places)."""
+    if bound.sign == POSITIVE:
+        low_ok = least > ZERO
+    elif bound.sign == NON_NEGATIVE:
+        low_ok = least >= ZERO
+    else:
+        low_ok = least >= -bound.maximum
+    return low_ok and most <= bound.maximum
 
-    what: str
-    low: Decimal
-    low_open: bool
-    high: Decimal
-    places: int
 
-    def problem(self, value: Decimal) -> str | None:
-        """Why `value` is outside the bound, or None when it is inside."""
-        # Comparisons and as_tuple never round, so they cannot trap even on 1e999999999.
-        if not value.is_finite():
-            return "expected a finite number"
-        if value < self.low or (self.low_open and value == self.low):
-            if self.low == ZERO:
-                return f"{self.what} must be {'above 0' if self.low_open else 'at least 0'}"
-            return f"{self.what} must be within ±{self.high:f}"  # the signed bounds are symmetric
-        if value > self.high:
-            return f"{self.what} must be {'at most ' if self.low == ZERO else 'within ±'}{self.high:f}"
-        if places(value) > self.places:
-            return f"{self.what} has at most {self.places} decimal places"
-        return None
+def _short(bound: Bound, text: str) -> bool:
+    """A plain number no longer than `places` + 2 characters cannot have more than `places` decimals."""
+    return len(text) <= bound.places + 2 and "e" not in text and "E" not in text
 
-    def read(self, text: str) -> Decimal:
-        """`text` as a Decimal inside the bound; ValueError saying what is wrong (the caller adds the file,
-        line and column)."""
+
+def read(bound: Bound, text: str) -> Decimal:
+    """`text` as a Decimal inside `bound`; ValueError saying what is wrong (without the column)."""
+    if not text.strip():
+        raise ValueError(f"empty, expected {bound.kind}")
+    try:
+        value = Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"expected a finite number, got {text!r}")
+    if _inside(bound, value, value) and _short(bound, text):
+        return value  # the usual case, in a few comparisons
+    try:
+        return bound.parse(value, "")
+    except InstructionError as e:
+        raise ValueError(str(e).removeprefix(": ")) from None
+
+
+def read_all(bound: Bound, texts: Sequence[str]) -> list[Decimal]:
+    """Every text of a column as a Decimal inside `bound`, checked over the whole column at once (map,
+    min, max: no Python call per value) in the usual case; OutOfBounds for the first bad one."""
+    try:
+        values = list(map(Decimal, texts))
+    except decimal.InvalidOperation:
+        values = []
+    if values and _plain(bound, values, texts):
+        return values
+    out = []
+    for position, text in enumerate(texts):
         try:
-            value = Decimal(text)
-        except decimal.InvalidOperation:
-            raise ValueError(f"expected a number, got {text!r}" if text.strip() else
-                             f"empty, expected {self.what}") from None
-        # The usual case in two comparisons and a look at the text: a plain number no longer than
-        # `places` + 2 characters cannot have more than `places` decimals.
-        if value.is_finite() and ((self.low < value) if self.low_open else (self.low <= value)) and (
-                value <= self.high and len(text) <= self.places + 2 and "e" not in text and "E" not in text):
-            return value
-        why = self.problem(value)
-        if why is not None:
-            raise ValueError(f"{why}, got {text!r}")
-        return value
-
-    def read_all(self, texts: Sequence[str]) -> list[Decimal]:
-        """Every text of a column as a Decimal inside the bound, checked over the whole column at once
-        (map, min, max: no Python call per value) in the usual case; OutOfBounds for the first bad one."""
-        try:
-            values = list(map(Decimal, texts))
-        except decimal.InvalidOperation:
-            values = []
-        if values and self._plain(values, texts):
-            return values
-        out = []
-        for index, text in enumerate(texts):
-            try:
-                out.append(self.read(text))
-            except ValueError as e:
-                raise OutOfBounds(index, str(e)) from None
-        return out
-
-    def _plain(self, values: list[Decimal], texts: Sequence[str]) -> bool:
-        """The fast test of `read` over a column: True when every value is surely inside the bound."""
-        if not all(map(Decimal.is_finite, values)):  # before min/max: NaN cannot be compared
-            return False
-        least, most, joined = min(values), max(values), "".join(texts)
-        if not (((least > self.low) if self.low_open else (least >= self.low)) and most <= self.high):
-            return False
-        if max(map(len, texts)) <= self.places + 2 and "e" not in joined and "E" not in joined:
-            return True
-        # Exponents or long texts (funding rates such as -6.52e-06): a value with at most `places`
-        # decimals is unchanged by quantizing to them (exact: at most 13 + 27 digits, MONEY has 60).
-        at_places = partial(Decimal.quantize, exp=Decimal(1).scaleb(-self.places), context=MONEY)
-        return all(map(eq, values, map(at_places, values)))
+            out.append(read(bound, text))
+        except ValueError as e:
+            raise OutOfBounds(position, str(e)) from None
+    return out
 
 
-def places(value: Decimal) -> int:
-    """Decimal places of a finite value once trailing zeros are dropped (`1.500` has 1, `1e-30` 30)."""
-    _sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)  # finite
-    if exponent >= 0 or not any(digits):
-        return 0
-    text = "".join(map(str, digits))
-    return max(0, -(exponent + len(text) - len(text.rstrip("0"))))
-
-
-PRICE = Bound("a price", ZERO, True, PRICE_MAX, PRICE_PLACES)
-FUNDING = Bound("a funding rate (per interval)", -FUNDING_MAX, False, FUNDING_MAX, RATE_PLACES)
-POSITIVE_RATE = Bound("an index or rate", ZERO, True, RATE_MAX, RATE_PLACES)
-RATE = Bound("a rate", -RATE_MAX, False, RATE_MAX, RATE_PLACES)
-VOLUME = Bound("a volume", ZERO, False, AMOUNT_MAX, AMOUNT_PLACES)
+def _plain(bound: Bound, values: list[Decimal], texts: Sequence[str]) -> bool:
+    """The fast test over a column: True when every value is surely inside the bound."""
+    if not all(map(Decimal.is_finite, values)):  # before min/max: NaN cannot be compared
+        return False
+    if not _inside(bound, min(values), max(values)):
+        return False
+    joined = "".join(texts)
+    if max(map(len, texts)) <= bound.places + 2 and "e" not in joined and "E" not in joined:
+        return True
+    # Exponents or long texts (funding rates such as -6.52e-06): a value with at most `places` decimals
+    # is unchanged by quantizing to them (exact here: inside the bound it has at most 43 digits, MONEY 60).
+    at_places = partial(Decimal.quantize, exp=Decimal(1).scaleb(-bound.places), context=MONEY)
+    return all(map(eq, values, map(at_places, values)))

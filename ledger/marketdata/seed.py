@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from ledger.marketdata.bounds import FUNDING, POSITIVE_RATE, PRICE, RATE, Bound
+from aggregates.values import FUNDING_RATE, NUMBER, PRICE, Bound, bound_of
 from ledger.marketdata.frame import DataError, FundingPoint, MarketData
 from ledger.marketdata.seed_files import EPOCH, NO_SHIFT, BadValue, Table, read_table
 
@@ -136,13 +136,9 @@ class Series:
 
     @property
     def bound(self) -> Bound:
-        """Prices (`*_price`) are prices; AAVE indexes, staking exchange rates and gas prices positive
-        rates; APYs and APRs signed rates."""
-        if self.key.endswith("_price"):
-            return PRICE
-        if self.key.endswith(("_index", "_eth_rate")) or self.key == "gas_price_gwei":
-            return POSITIVE_RATE
-        return RATE
+        """The bound of the row key (`bound_of`: prices, indexes and staking rates, gas prices), any
+        other figure (an APY, an APR) a `NUMBER`."""
+        return bound_of(self.key) or NUMBER
 
 
 def parse_needs(needs: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -251,7 +247,7 @@ def _funding(root: Path, base: str, venue: str, lo: datetime, hi: datetime, star
              end: datetime) -> list[FundingPoint]:
     """Settlements on the 00/08/16 UTC grid in [lo, hi); funding gaps always fail (none is invented)."""
     rel, (time_col, col) = VENUE_FILES[("funding", base, venue)], COLUMNS["funding"]
-    table = read_table(root, rel, time_col, {col: FUNDING}, lo, hi, to_minute=True)
+    table = read_table(root, rel, time_col, {col: FUNDING_RATE}, lo, hi, to_minute=True)
     first = _floor(lo, FUNDING_EVERY)
     first = first if first == lo else first + FUNDING_EVERY
     stamps = [first + i * FUNDING_EVERY for i in range(max(0, -(-(hi - first) // FUNDING_EVERY)))]

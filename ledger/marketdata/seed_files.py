@@ -16,7 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ledger.marketdata.bounds import Bound
+from aggregates.values import Bound
+from ledger.marketdata.bounds import read
 from ledger.marketdata.frame import DataError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,7 +91,7 @@ class BadValue(DataError):
 
 def _number(text: str, path: Path, line: int, column: str, bound: Bound) -> Decimal:
     try:
-        return bound.read(text)
+        return read(bound, text)
     except ValueError as e:
         raise BadValue(f"{path}: line {line}: {column}: {e}") from None
 

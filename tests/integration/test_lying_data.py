@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from aggregates.errors import DataError, LedgerError
+from aggregates.values import FUNDING_RATE, PRICE
 from ledger.marketdata import availability, load_folder, load_seed
-from ledger.marketdata.bounds import FUNDING, PRICE, OutOfBounds
+from ledger.marketdata.bounds import OutOfBounds, read, read_all
 from tests.paths import BINANCE, DATA
 
 SPOT = "spot/ETHUSDT-1h-2025-04.csv"  # raw, no header: line N is the candle of hour N-1 of 2025-04-01
@@ -99,21 +100,21 @@ def test_the_clean_slice_loads(clean: Path) -> None:
 
 # (case, file, line, column (from 1), text written there, what the error line must say)
 CASES = [
-    ("zero price on the first row", SPOT, 1, 5, "0", "line 1: close: a price must be above 0, got '0'"),
-    ("1e-30", SPOT, 1, 5, "1e-30", "line 1: close: a price has at most 18 decimal places"),
-    ("1e999999", SPOT, 1, 5, "1e999999", "line 1: close: a price must be at most 1000000000000"),
-    ("negative price on the last row", SPOT, HOURS, 5, "-1000",
-     f"line {HOURS}: close: a price must be above 0"),
-    ("negative price mid-run", PERP, 30, 5, "-5", "line 30: close: a price must be above 0, got '-5'"),
-    ("zero price mid-run", PERP, 40, 2, "0", "line 40: open: a price must be above 0, got '0'"),
+    ("zero price on the first row", SPOT, 1, 5, "0", "line 1: close: must be positive, got 0"),
+    ("1e-30", SPOT, 1, 5, "1e-30", "line 1: close: at most 18 decimal places for a price, got 1E-30"),
+    ("1e999999", SPOT, 1, 5, "1e999999",
+     "line 1: close: out of range for a price (at most 1,000,000,000,000 in size), got 1E+999999"),
+    ("negative price on the last row", SPOT, HOURS, 5, "-1000", f"line {HOURS}: close: must be positive"),
+    ("negative price mid-run", PERP, 30, 5, "-5", "line 30: close: must be positive, got -5"),
+    ("zero price mid-run", PERP, 40, 2, "0", "line 40: open: must be positive, got 0"),
     ("funding rate 1e999999", FUNDING_FILE, 5, 2, "1e999999",
-     "line 5: funding_rate: a funding rate (per interval) must be within ±0.05, got '1e999999'"),
+     "line 5: funding_rate: out of range for a funding rate (at most 0.05 in size), got 1E+999999"),
     ("funding rate just outside the band", FUNDING_FILE, 3, 2, "-0.0500001",
-     "line 3: funding_rate: a funding rate (per interval) must be within ±0.05"),
+     "line 3: funding_rate: out of range for a funding rate (at most 0.05 in size), got -0.0500001"),
     ("high below low", PERP, 10, 3, "1000", "line 10: high: 1000 is below low"),
     ("NaN", PERP, 12, 5, "NaN", "line 12: close: expected a finite number, got 'NaN'"),
     ("empty cell", SPOT, 5, 3, "", "line 5: high: empty, expected a price"),
-    ("negative volume", SPOT, 7, 6, "-3", "line 7: volume: a volume must be at least 0"),
+    ("negative volume", SPOT, 7, 6, "-3", "line 7: volume: must not be negative, got -3"),
 ]
 
 
@@ -159,21 +160,21 @@ def test_an_unknown_header_is_refused_as_the_readme_says(clean: Path, tmp_path: 
 def test_bounds_edges() -> None:
     """The bounds themselves, at their edges: a price 1e12 with 18 places passes and one step past fails;
     a funding rate of exactly ±0.05 passes; trailing zeros are not decimal places."""
-    assert PRICE.read("1000000000000") == Decimal("1e12")
-    assert PRICE.read("0.000000000000000001") == Decimal("1e-18")
-    assert PRICE.read("1.500000000000000000000000") == Decimal("1.5")
+    assert read(PRICE, "1000000000000") == Decimal("1e12")
+    assert read(PRICE, "0.000000000000000001") == Decimal("1e-18")
+    assert read(PRICE, "1.500000000000000000000000") == Decimal("1.5")
     for bad in ("1000000000000.000000000000000001", "0.0000000000000000001", "-0", "1E+1000000000",
                 "sNaN", "-Infinity"):
-        with pytest.raises(ValueError, match=r"price|finite"):
-            PRICE.read(bad)
-    assert FUNDING.read("0.05") == Decimal("0.05") and FUNDING.read("-0.05") == Decimal("-0.05")
-    assert FUNDING.read("1e-27") == Decimal("1e-27")
+        with pytest.raises(ValueError, match=r"price|positive|finite"):
+            read(PRICE, bad)
+    assert read(FUNDING_RATE, "0.05") == Decimal("0.05") and read(FUNDING_RATE, "-0.05") == Decimal("-0.05")
+    assert read(FUNDING_RATE, "1e-27") == Decimal("1e-27")
     with pytest.raises(ValueError, match="at most 27 decimal places"):
-        FUNDING.read("1e-28")
+        read(FUNDING_RATE, "1e-28")
     # A whole column at once (the Binance loaders): exponents are exact too; the error says which value.
-    assert FUNDING.read_all(["-6.52e-06", "1e-27"]) == [Decimal("-0.00000652"), Decimal("1e-27")]
-    with pytest.raises(OutOfBounds, match="at most 27 decimal places, got '1e-28'") as error:
-        FUNDING.read_all(["-6.52e-06", "1e-28", "0"])
+    assert read_all(FUNDING_RATE, ["-6.52e-06", "1e-27"]) == [Decimal("-0.00000652"), Decimal("1e-27")]
+    with pytest.raises(OutOfBounds, match="at most 27 decimal places for a funding rate, got 1E-28") as error:
+        read_all(FUNDING_RATE, ["-6.52e-06", "1e-28", "0"])
     assert error.value.index == 1
     assert issubclass(DataError, LedgerError) and issubclass(DataError, ValueError)
 
@@ -200,12 +201,11 @@ def _seed(tmp_path: Path, rel: str, rows: int, line: int, column: str, text: str
 
 
 @pytest.mark.parametrize(("rel", "rows", "need", "line", "column", "text", "says"), [
-    (SEED_SPOT, 60, "eth_spot:bybit", 20, "close", "0", "line 20: close: a price must be above 0"),
-    (SEED_SPOT, 60, "eth_spot:bybit", 49, "close", "1e999999", "line 49: close: a price must be at most"),
+    (SEED_SPOT, 60, "eth_spot:bybit", 20, "close", "0", "line 20: close: must be positive, got 0"),
+    (SEED_SPOT, 60, "eth_spot:bybit", 49, "close", "1e999999", "line 49: close: out of range for a price"),
     (SEED_FUNDING, 8, "funding_eth:bybit", 4, "funding_rate", "1e999999",
-     "line 4: funding_rate: a funding rate (per interval) must be within ±0.05"),
-    (SEED_USDT, 4, "aave:usdt", 2, "liquidityIndex", "0",
-     "line 2: liquidityIndex: an index or rate must be above 0"),
+     "line 4: funding_rate: out of range for a funding rate (at most 0.05 in size)"),
+    (SEED_USDT, 4, "aave:usdt", 2, "liquidityIndex", "0", "line 2: liquidityIndex: must be positive, got 0"),
 ], ids=["zero spot price", "huge spot price on the last row of the window", "huge funding rate",
         "zero AAVE index"])
 def test_the_seed_loader_refuses_the_same_lies(
@@ -226,7 +226,7 @@ def test_seed_availability_refuses_a_lying_funding_rate_instead_of_dropping_the_
     whose funding file lacks a settlement as missing; a rate outside the band is refused instead, so the
     run does not quietly go on without that venue."""
     root = _seed(tmp_path, SEED_FUNDING, 8, 4, "funding_rate", "1e999999")
-    with pytest.raises(DataError, match=r"line 4: funding_rate: a funding rate \(per interval\) must be"):
+    with pytest.raises(DataError, match=r"line 4: funding_rate: out of range for a funding rate"):
         availability(root, START, END, ["funding_eth"])
     clean = _seed(tmp_path / "clean", SEED_FUNDING, 8, 4, "funding_rate", None)
     assert availability(clean, START, END, ["funding_eth"]).venues["funding_eth"] == ("bybit",)
