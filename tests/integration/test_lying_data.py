@@ -35,14 +35,18 @@ def _slice(source: Path, target: Path, header: bool, first: str, count: int) -> 
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three days of real Binance spot, perp and funding, cut from the files under data/binance."""
     root = tmp_path_factory.mktemp("clean")
+    make_clean_slice(root)
+    return root
+
+
+def make_clean_slice(root: Path) -> None:
+    """Three days of real Binance spot, perp and funding, cut from the files under data/binance."""
     _slice(BINANCE / "spot/ETHUSDT-1h-2025-04.csv", root / SPOT, False, "1743465600000000", HOURS)
     _slice(BINANCE / "futures_um/binance_ETHUSDT_perp_1h_2024-01-01_2025-09-26.csv", root / PERP, True,
            "2025-04-01T00:00:00Z", HOURS)
     _slice(BINANCE / "funding/binance_ETHUSDT_funding_rates_2024-01-01_2025-09-26.csv", root / FUNDING_FILE,
            True, "2025-04-01T00:00:00Z", 9)
-    return root
 
 
 def _set(lines: list[str], line: int, column: int, text: str) -> None:

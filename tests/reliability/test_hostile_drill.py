@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+import random
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal as D
@@ -26,6 +28,7 @@ from ledger.cli import app
 from ledger.engine import EventDrivenStrategyEngine
 from ledger.testing import check_lifecycle, check_rebuild_equals
 from replays.verify import verify_chain
+from tests.integration import test_lying_data as lying
 
 
 class BadRepr:
@@ -341,6 +344,123 @@ def drill_cli(tally: Tally, folder: Path) -> None:
         os.chdir(cwd)
 
 
+CELLS = [
+    "0",
+    "-1",
+    "1e-30",
+    "1e999999",
+    "NaN",
+    "",
+    "abc",
+    "inf",
+    "-inf",
+    "1e13",
+    "0x10",
+    "١٢٣",
+    "1_000",
+    "--1",
+    "1e-19",
+    "\x00",
+]
+# (file, header lines, columns to corrupt: numbered from 1)
+FILES = [
+    (lying.SPOT, 0, (1, 2, 3, 4, 5, 6)),
+    (lying.PERP, 1, (1, 2, 3, 4, 5)),
+    (lying.FUNDING_FILE, 1, (1, 2)),
+]
+
+
+def file_cases(clean: Path) -> Iterator[tuple[str, str, Callable[[list[str]], list[str]]]]:
+    """(label, file, how its lines are changed): one hostile cell at a drawn place per value and file,
+    then damage to the file's shape."""
+    draw = random.Random(15)  # a fixed seed: the same cases every run
+    for rel, header, columns in FILES:
+        rows = len((clean / rel).read_text().splitlines())
+        for text in CELLS:
+            line, column = draw.randint(header + 1, rows), draw.choice(columns)
+
+            def cell(lines: list[str], line: int = line, column: int = column, text: str = text) -> list[str]:
+                cells = lines[line - 1].split(",")
+                cells[column - 1] = text
+                return [*lines[: line - 1], ",".join(cells), *lines[line:]]
+
+            yield f"{rel} line {line} column {column} = {text!r}", rel, cell
+        yield (
+            f"{rel}: a row cut short",
+            rel,
+            lambda lines, h=header: [*lines[: h + 2], lines[h + 2].rsplit(",", 1)[0], *lines[h + 3 :]],
+        )
+        yield (
+            f"{rel}: a row with an extra cell",
+            rel,
+            lambda lines, h=header: [*lines[: h + 2], lines[h + 2] + ",1", *lines[h + 3 :]],
+        )
+        yield (
+            f"{rel}: two rows swapped",
+            rel,
+            lambda lines, h=header: [*lines[: h + 1], lines[h + 2], lines[h + 1], *lines[h + 3 :]],
+        )
+        yield (
+            f"{rel}: a row repeated with other values",
+            rel,
+            lambda lines, h=header: [*lines[: h + 2], lines[h + 1].replace(".", "1.", 1), *lines[h + 2 :]],
+        )
+        yield f"{rel}: only commas", rel, lambda lines, h=header: [*lines[: h + 1], ",,,,,,", *lines[h + 1 :]]
+        yield f"{rel}: binary garbage", rel, lambda lines: ["\x00\xff\xfe garbage", *lines[1:]]
+        if header:
+            yield (
+                f"{rel}: a header column renamed",
+                rel,
+                lambda lines: [lines[0].replace(lines[0].split(",")[1], "price"), *lines[1:]],
+            )
+            yield f"{rel}: the header alone", rel, lambda lines: lines[:1]
+
+
+def drill_files(tally: Tally, folder: Path) -> None:
+    clean = folder / "clean"
+    lying.make_clean_slice(clean)
+    runner = CliRunner()
+    cwd = os.getcwd()
+    for n, (label, rel, change) in enumerate(file_cases(clean)):
+        tally.tried += 1
+        case = folder / f"case{n}"
+        data, work = case / "data", case / "work"
+        shutil.copytree(clean, data)
+        work.mkdir()
+        target = data / rel
+        target.write_text("\n".join(change(target.read_text().splitlines())) + "\n")
+        os.chdir(work)
+        try:
+            result = runner.invoke(
+                app, ["backtest", "--data", str(data), "--db", "run.db", "--report", "rep"]
+            )
+        finally:
+            os.chdir(cwd)
+        made = sorted(p.name for p in work.iterdir())
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            tally.miss(label, f"traceback: {type(result.exception).__name__}: {result.exception}")
+        elif result.exit_code == 0:  # the change left a file that is still true: the run must be sound
+            ledger = Ledger.open(f"sqlite:///{work / 'run.db'}")
+            try:
+                if not verify_chain(ledger).ok:
+                    tally.miss(label, "ran, and the ledger does not verify")
+                else:
+                    tally.handled += 1
+            finally:
+                ledger.close()
+        elif (
+            result.exit_code != 2 or not result.stderr.startswith("error: ") or result.stderr.count("\n") != 1
+        ):
+            tally.miss(label, f"exit {result.exit_code}, stderr {result.stderr[:200]!r}")
+        elif rel not in result.stderr:
+            tally.miss(label, f"the error does not name the file: {result.stderr[:200]!r}")
+        elif made:
+            tally.miss(label, f"refused but created {made}")
+        else:
+            tally.handled += 1
+        shutil.rmtree(case)
+
+
 def report(tally: Tally, what: str) -> None:
     print(f"\nhostile drill ({what}): tried {tally.tried}, handled {tally.handled}")
     assert not tally.misses, f"{len(tally.misses)} of {tally.tried} not handled:\n" + "\n".join(
@@ -353,6 +473,13 @@ def test_hostile_inputs_through_the_python_api() -> None:
     drill_api(tally)
     assert tally.tried >= 500
     report(tally, "Python API")
+
+
+def test_hostile_data_files_through_the_cli(tmp_path: Path) -> None:
+    tally = Tally()
+    drill_files(tally, tmp_path)
+    assert tally.tried >= 60
+    report(tally, "CLI data files")
 
 
 def test_hostile_store_locations_through_the_cli(tmp_path: Path) -> None:
