@@ -7,7 +7,7 @@ the views equal a rebuild and the chain and lifecycle verify."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from aggregates.venue import VenueLedger
 from ledger.engine import EventDrivenStrategyEngine
 from ledger.testing import check_all
 from replays.verify import verify_chain
+from tests.faults import once
 
 MARKET = {"eth_usd_price": "3000", "binance_spot_price": "3000", "binance_eth_perp_price": "3000"}
 BUY = {"venue_type": "cex", "venue": "binance", "trade_type": "SPOT", "pair": "ETH/USDT",
@@ -65,20 +66,6 @@ def assert_sound(engine: EventDrivenStrategyEngine, acknowledged: list[dict[str,
     assert verify_chain(engine.ledger).ok
 
 
-def once(fail: Callable[[], BaseException]) -> Callable[..., Any]:
-    """A wrapper factory: the wrapped callable raises `fail()` on its first call only."""
-    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
-        state = {"raised": False}
-
-        def patched(*args: Any, **kwargs: Any) -> Any:
-            if not state["raised"]:
-                state["raised"] = True
-                raise fail()
-            return original(*args, **kwargs)
-        return patched
-    return wrap
-
-
 async def test_events_applied_in_memory_then_a_decimal_error_leave_nothing_behind(
     engine: EventDrivenStrategyEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,7 +102,7 @@ async def test_a_resting_order_of_a_failed_command_is_not_left_in_the_simulated_
     the two must not leave an order that the log never saw (it would fill later out of nowhere)."""
     await engine.advance_to("2024-01-01T00:00:00Z", MARKET)
     original = type(engine.event_logger).commit
-    monkeypatch.setattr(type(engine.event_logger), "commit", once(lambda: RuntimeError("boom"))(original))
+    monkeypatch.setattr(type(engine.event_logger), "commit", once(lambda: RuntimeError("boom"), original))
     with pytest.raises(CommandError, match="RuntimeError: boom"):
         await engine.execute_trade_with_interface(LIMIT, MARKET)
     monkeypatch.setattr(type(engine.event_logger), "commit", original)
@@ -137,7 +124,7 @@ async def test_a_store_failure_is_a_store_error_and_the_engine_recovers(
     if where == "later write":
         acknowledged = [await engine.execute_trade_with_interface(BUY, MARKET) for _ in range(3)]
     recorder = engine.ledger.recorder
-    full = once(lambda: OperationalError("database or disk is full"))(recorder.insert_events)
+    full = once(lambda: OperationalError("database or disk is full"), recorder.insert_events)
     monkeypatch.setattr(recorder, "insert_events", full)
     failed = 0
     for _ in range(8):  # backtests write in batches of 7: some command meets the failing write
@@ -186,7 +173,7 @@ async def test_a_view_that_fails_after_the_commit_does_not_fail_the_command(
     await engine.advance_to("2024-01-01T00:00:00Z", MARKET)
     import projections.memory
 
-    monkeypatch.setattr(projections.memory, "apply", once(lambda: KeyError("fold"))(projections.memory.apply))
+    monkeypatch.setattr(projections.memory, "apply", once(lambda: KeyError("fold"), projections.memory.apply))
     result = await engine.execute_trade_with_interface(BUY, MARKET)
     assert result["status"] == "FILLED"
     assert "rebuilt from the log" in caplog.text
@@ -220,7 +207,7 @@ async def test_a_failed_step_of_time_is_rolled_back_too(
     before = len(stored(engine))
     session_type = type(engine.session)
     original = session_type.record_market
-    monkeypatch.setattr(session_type, "record_market", once(lambda: OSError(28, "No space left"))(original))
+    monkeypatch.setattr(session_type, "record_market", once(lambda: OSError(28, "No space left"), original))
     with pytest.raises(StoreError, match="No space left"):
         await engine.advance_to("2024-01-01T02:00:00Z", {**MARKET, "eth_usd_price": "3100"})
     assert len(stored(engine)) == before and engine.market["eth_usd_price"] == D("3000")

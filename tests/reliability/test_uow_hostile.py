@@ -6,7 +6,6 @@ and checkpoints every N events in a backtest (a rolled-back command must leave n
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ledger.app import Ledger
 from ledger.engine import EventDrivenStrategyEngine
 from ledger.testing import check_all
 from replays.verify import verify_chain
+from tests.faults import once
 
 MARKET = {"eth_usd_price": "3000", "usdt_usd_price": "1", "binance_spot_price": "3000",
           "bybit_eth_perp_price": "3000"}
@@ -59,18 +59,6 @@ def assert_sound(engine: EventDrivenStrategyEngine, acknowledged: list[dict[str,
     assert not missing, f"acknowledged but not in the log: {missing}"
     check_all(engine)
     assert verify_chain(engine.ledger).ok
-
-
-def once(error: Callable[[], BaseException], original: Callable[..., Any]) -> Callable[..., Any]:
-    """`original`, raising `error()` on its first call only."""
-    fired = {"done": False}
-
-    def patched(*args: Any, **kwargs: Any) -> Any:
-        if not fired["done"]:
-            fired["done"] = True
-            raise error()
-        return original(*args, **kwargs)
-    return patched
 
 
 # ---- the store fails after the events were written ------------------------------------------------
