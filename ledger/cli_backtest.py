@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aggregates.errors import LedgerError
 from ledger.cli_output import Col, JsonOption, Output, WideOption, emit, err, fail, guard, parse_time, settle
 from ledger.strategies.params import StrategyConfigError
 
@@ -90,6 +91,29 @@ def _remove_db(url: str) -> Any:
     if replaced:
         err.print(replaced, highlight=False, markup=False)
     return lock
+
+
+def _fresh_sqlite(url: str, force: bool) -> str | None:
+    """The SQLite file this run will create (None: not SQLite, or a ledger that is there is kept)."""
+    from ledger.stores import parse_url
+
+    parsed = parse_url(url)
+    if parsed.kind != "sqlite" or (os.path.lexists(parsed.path) and not force):
+        return None
+    return parsed.path
+
+
+def _discard_partial(path: str) -> bool:
+    """A run that failed leaves no partial ledger behind: it wrote a fresh one, which is removed with
+    its -wal and -shm. Whether there was one."""
+    removed = False
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        try:
+            os.remove(name)
+            removed = True
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def _check_report(folder: Path) -> None:
@@ -209,10 +233,19 @@ def backtest(
             data_spec=spec,
         )
         initial_balances(cfg)  # checked before anything is deleted (--force) or written
+        fresh = _fresh_sqlite(_db_url(db), force)
         lock = _remove_db(_db_url(db)) if force else None
         try:
             with out.progress("backtest (hours)", len(market.times)) as update:
                 result = asyncio.run(run_backtest(cfg, chosen, market, lambda n, _t: update(n)))
+        except LedgerError as e:
+            if fresh and _discard_partial(fresh):
+                raise LedgerError(f"{e} (the partial ledger {fresh} was removed)") from e
+            raise
+        except BaseException:
+            if fresh:
+                _discard_partial(fresh)
+            raise
         finally:
             if lock is not None:
                 lock.release()

@@ -260,7 +260,7 @@ def test_a_full_disk_is_named_cleaned_up_after_and_recovered_from(demo: Path, tm
     assert cli("audit", "export", "--db", demo, "--out", tmp_path / "e.jsonl").code == 0
     got = in_a_mount_namespace(tmp_path, 'mount -t tmpfs -o size=400k tmpfs "$DIR"', f"""
         head -c 330000 /dev/zero > pad
-        echo "### backtest"; $LEDGER backtest --days 4 --db b.db --report rep 2>&1; rm -rf b.db* rep
+        echo "### backtest"; $LEDGER backtest --days 4 --db b.db --report rep 2>&1
         head -c 300000 /dev/zero > pad
         echo "### demo"; $LEDGER demo --db d.db 2>&1 >/dev/null
         echo "### import"; $LEDGER audit import --db i.db --from "{tmp_path / 'e.jsonl'}" 2>&1
@@ -273,6 +273,7 @@ def test_a_full_disk_is_named_cleaned_up_after_and_recovered_from(demo: Path, tm
     """)
     assert got["backtest"].startswith("error: cannot write to sqlite:///b.db: database or disk is full"), got
     assert got["backtest"].count("\n") == 1 and "reload and retry" not in got["backtest"]
+    assert got["backtest"].endswith("(the partial ledger b.db was removed)\n"), got["backtest"]
     assert got["demo"] == "error: cannot write to sqlite:///d.db: database or disk is full\n"
     assert got["import"].startswith("error: ") and "disk is full" in got["import"], got["import"]
     assert got["import"].count("\n") == 1

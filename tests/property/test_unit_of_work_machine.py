@@ -195,5 +195,5 @@ class DryRunMachine(UnitOfWorkMachine):
 def test_commands_are_units_of_work(machine: type[UnitOfWorkMachine]) -> None:
     base = settings()
     run_state_machine_as_test(
-        machine, settings=settings(base, max_examples=max(base.max_examples // 2, 20), stateful_step_count=12)
+        machine, settings=settings(base, max_examples=base.max_examples, stateful_step_count=12)
     )
