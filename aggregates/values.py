@@ -55,25 +55,35 @@ def to_decimal(value: object, field: str = "amount") -> Decimal:
     return result
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # times outside [EARLIEST, LATEST) are refused
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # room for any run; far from datetime's year 9999 overflow
+
+
 def to_utc(value: object, field: str = "ts_event") -> datetime:
-    """Accept an aware datetime, an ISO string or epoch milliseconds; return aware UTC."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InstructionError(field, "datetime must be timezone-aware (UTC)")
-        return value.astimezone(UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(str.replace(value, "Z", "+00:00"))
-        except ValueError:
-            raise InstructionError(field, f"expected an ISO time, got {shown(value)}") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
+    """Accept an aware datetime, an ISO string or epoch milliseconds; return aware UTC inside
+    [EARLIEST, LATEST) (a time after it cannot be stepped past: an hour later overflows)."""
+    when = _utc(value, field)
+    if not EARLIEST <= when < LATEST:
+        raise InstructionError(field, f"out of range (1970 to 2199), got {when.isoformat()}")
+    return when
+
+
+def _utc(value: object, field: str) -> datetime:
+    try:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise InstructionError(field, "datetime must be timezone-aware (UTC)")
+            return value.astimezone(UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(str.replace(value, "Z", "+00:00"))
+            except ValueError:
+                raise InstructionError(field, f"expected an ISO time, got {shown(value)}") from None
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if isinstance(value, int) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise InstructionError(
-                field, f"epoch milliseconds out of range (years 1 to 9999), got {shown(value)}"
-            ) from None
+    except (OverflowError, OSError, ValueError):
+        raise InstructionError(field, f"out of range (1970 to 2199), got {shown(value)}") from None
     raise InstructionError(field, f"expected a time, got {shown(value)}")
 
 

@@ -374,3 +374,20 @@ def test_any_input_is_inside_the_bound_or_an_instruction_error(value: Any, which
     assert -largest <= result <= largest
     scaled = WIDE.multiply(result, D(10) ** most_places)
     assert scaled == scaled.to_integral_value()  # no digit beyond `most_places`
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59Z", "2200-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
+                                "0001-01-01T00:00:00+05:00", 253402300799999, -1])
+async def test_times_outside_1970_to_2199_are_refused_naming_the_field(
+    engine: EventDrivenStrategyEngine, ts: Any
+) -> None:
+    """A step to 9999-12-31 used to be taken, then overflowed when the next hourly mark was computed
+    (a view failed, and the caller got an `instruction:` error for a time); now it is refused at once."""
+    before = await warm(engine)
+    with pytest.raises(InstructionError) as raised:
+        await engine.advance_to(ts, MARKET)
+    assert raised.value.field == "timestamp" and "out of range (1970 to 2199)" in str(raised.value)
+    engine.event_logger.flush()
+    assert engine.ledger.max_notification_id() == before
+    await engine.advance_to("2199-12-31T23:00:00Z", MARKET)  # the last hour inside is a time like any
+    await still_fills(engine)
