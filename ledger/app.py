@@ -141,6 +141,12 @@ class Ledger(Application[UUID]):
         if self.writer is not None:
             self.writer.acquire()
 
+    def release_writer(self) -> None:
+        """Let other processes write again (an engine whose session ended); the next write of this
+        ledger takes the lock again."""
+        if self.writer is not None:
+            self.writer.release()
+
     def close(self) -> None:
         super().close()
         if self.writer is not None:

@@ -331,6 +331,7 @@ class EventDrivenStrategyEngine:
                 view.run(self.ledger)
             finally:
                 view.close()
+        self.ledger.release_writer()  # the session has ended: another process may write now
 
     @property
     def event_count(self) -> int:

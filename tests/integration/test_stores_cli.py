@@ -315,3 +315,21 @@ def test_reading_commands_leave_no_wal_or_shm_beside_the_ledger(demo: Path, tmp_
                        (["replay", "state"], ["d.db", "d.db.states"])):
         assert ledger_process(*args, "--db", db).returncode == 0, args
         assert sorted(p.name for p in tmp_path.iterdir()) == left, args
+
+
+def test_an_engine_that_closed_lets_another_process_write(tmp_path: Path) -> None:
+    """`engine.close()` ends the session: the writer lock goes with it (it used to stay until the
+    process ended, so a notebook that had run a backtest kept `ledger rebuild` out)."""
+    import asyncio
+
+    from ledger.engine import EventDrivenStrategyEngine
+
+    db = tmp_path / "nb.db"
+    engine = EventDrivenStrategyEngine({"execution_mode": "backtest", "ledger": {"url": f"sqlite:///{db}"},
+                                        "initial_balances": {"binance": {"USDT": 1000}}})
+    asyncio.run(engine.advance_to("2024-01-01T00:00:00Z", {"eth_usd_price": "3000"}))
+    engine.close()
+    other = subprocess.run([sys.executable, "-m", "ledger.cli", "rebuild", "--db", str(db)], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert other.returncode == 0, other.stderr
+    assert engine.summary()["events"] > 0  # the closed engine still reads
