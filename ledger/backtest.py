@@ -3,6 +3,7 @@ engine, and collect what the report needs."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -12,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from aggregates.errors import LedgerError
 from ledger.engine import EventDrivenStrategyEngine
 from ledger.marketdata import (
     DataError,
@@ -228,10 +230,13 @@ async def run_backtest(
                 progress(i + 1, total)
         engine.close()
     except BaseException:
-        engine.close("interrupted", views=False)
+        with contextlib.suppress(LedgerError):  # a store that failed the run fails its end too: the
+            engine.close("interrupted", views=False)  # first error is the one reported
+        engine.ledger.close()
         raise
     summary = engine.summary()
     digest = engine.digest()
+    engine.ledger.close()  # nothing holds the file once the run is over (no -wal, -shm or writer lock)
     notes = list(getattr(strategy, "notes", [])) + list(data.notes)
     summary.update(
         strategy=strategy.name,
