@@ -82,6 +82,8 @@ def _utc(value: object, field: str) -> datetime:
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
         if isinstance(value, int) and not isinstance(value, bool):
             return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except InstructionError:
+        raise
     except (OverflowError, OSError, ValueError):
         raise InstructionError(field, f"out of range (1970 to 2199), got {shown(value)}") from None
     raise InstructionError(field, f"expected a time, got {shown(value)}")
