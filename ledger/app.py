@@ -79,8 +79,11 @@ class Ledger(Application[UUID]):
         try:
             self._cp_to, self._cp_chain = self._last_checkpoint()
             self.check_key()
-        except (PersistenceError, sqlite3.Error) as e:
-            raise StoreError(f"cannot read {url.redacted}: {_first_line(e)}") from None
+        except BaseException as e:
+            self.close()  # nothing stays open (no -wal or -shm beside the file, no writer lock)
+            if isinstance(e, PersistenceError | sqlite3.Error):
+                raise StoreError(f"cannot read {url.redacted}: {_first_line(e)}") from None
+            raise
 
     def check_key(self) -> None:
         """A first and a last event that both cannot be read mean a wrong or missing cipher key: one

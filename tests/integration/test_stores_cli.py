@@ -333,3 +333,20 @@ def test_an_engine_that_closed_lets_another_process_write(tmp_path: Path) -> Non
                            capture_output=True, text=True)
     assert other.returncode == 0, other.stderr
     assert engine.summary()["events"] > 0  # the closed engine still reads
+
+
+def test_a_ledger_refused_at_open_leaves_nothing_open(tmp_path: Path) -> None:
+    """A wrong cipher key refused when the ledger is opened closes what was opened: no -wal or -shm
+    waits beside the file for the garbage collector (in a process that goes on, the full suite saw them)."""
+    import gc
+
+    key, other = AESCipher.create_key(32), AESCipher.create_key(32)
+    db = tmp_path / "k.db"
+    assert cli("demo", "--db", db, env={"LEDGER_CIPHER_KEY": key}).code == 0
+    gc.disable()
+    try:
+        for args in (["rebuild"], ["summary"]):
+            one_error_line(cli(*args, "--db", db, env={"LEDGER_CIPHER_KEY": other}))
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["k.db"], args
+    finally:
+        gc.enable()
