@@ -16,7 +16,7 @@ from typing import Any
 
 from aggregates.errors import DataError, InstructionError, LedgerError
 from aggregates.session import Session
-from aggregates.values import MONEY, to_utc
+from aggregates.values import MONEY, shown, text, to_utc
 from executors import BaseExecutionInterface, ExecutionInterfaceFactory
 from executors.costs import ConfigError
 from executors.market import checked, normalise
@@ -273,19 +273,18 @@ class EventDrivenStrategyEngine:
         market: Any = market_data if market_data is not None else self.market  # checked where received
         if self.initial_equity is None and market:
             self._observe_first(market)
-        kind = instruction.get("venue_type")
+        kind = text(instruction.get("venue_type"))  # plain text or None: a str subclass is never asked
         ins = dict(instruction)
         if kind in ("cex", "onchain"):
             return await self.execution_interfaces[str(kind)].execute_trade(ins, market)
         if kind == "transfer":
             return await self.execution_interfaces["transfer"].execute_transfer(ins, market)
         interface: BaseExecutionInterface = self.execution_interfaces["cex"]
-        venue = instruction.get("venue") or instruction.get("from_venue") or instruction.get("source_venue")
-        reason = f"venue_type: expected cex, onchain or transfer, got {kind!r}"
-        if isinstance(venue, str) and self.event_logger.venue_type(venue.strip().lower()) is not None:
-            return interface.reject(
-                venue.strip().lower(), interface.instruction_id(ins), "unknown_venue_type", reason, ins
-            )
+        named = (text(instruction.get(k)) for k in ("venue", "from_venue", "source_venue"))
+        venue = next((v.strip().lower() for v in named if v and v.strip()), None)
+        reason = f"venue_type: expected cex, onchain or transfer, got {shown(instruction.get('venue_type'))}"
+        if venue is not None and self.event_logger.venue_type(venue) is not None:
+            return interface.reject(venue, interface.instruction_id(ins), "unknown_venue_type", reason, ins)
         raise InstructionError("venue_type", reason.split(": ", 1)[1])
 
     def _observe_first(self, market: Any) -> None:

@@ -122,7 +122,10 @@ MOVE = {
     "amount": "10",
 }
 FIELDS = [
-    (SPOT, ("amount", "pair", "side", "venue", "trade_type", "instruction_id", "max_slippage_bps")),
+    (
+        SPOT,
+        ("amount", "pair", "side", "venue", "venue_type", "trade_type", "instruction_id", "max_slippage_bps"),
+    ),
     (LIMIT, ("price",)),
     (PERP, ("amount",)),
     (STAKE, ("amount", "token", "operation")),
