@@ -171,8 +171,8 @@ def backtest(
     ] = False,
     append: Annotated[
         bool,
-        typer.Option("--append", help="Continue into the ledger at --db: the run starts from its balances, as "
-                     "a new session; the data window must start after its last event."),
+        typer.Option("--append", help="Continue into the ledger at --db: the run starts from its balances, "
+                     "as a new session; the data window must start after its last event."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     wide: WideOption = False,
@@ -193,7 +193,8 @@ def backtest(
     if fill not in ("error", "previous"):
         raise fail(f"--fill: expected error or previous, got {fill!r}")
     if append and force:
-        raise fail("--append and --force: give one of them (--force replaces the ledger, --append continues it)")
+        raise fail("--append and --force: give one of them "
+                   "(--force replaces the ledger, --append continues it)")
     from ledger.backtest import build_config, load_for, max_days, merge, run_backtest, seed_overrides
     from ledger.config import load_config
     from ledger.engine import initial_balances

@@ -105,13 +105,17 @@ def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
+def log_rows(ledger: Ledger) -> list[tuple[int, str, Any, int]]:
+    return [(n, type(e).__name__, e.originator_id, e.originator_version) for n, e in ledger.iter_events()]
+
+
 def test_backtest_append_continues_a_run(tmp_path: Path) -> None:
     db, report = str(tmp_path / "bt.db"), str(tmp_path / "report")
     common = ["backtest", "--db", db, "--report", report, "--json", "--days", "1"]
     first = cli(*common, "--start", "2024-01-01")
     assert first.exit_code == 0, first.output
     with Ledger.open(f"sqlite:///{db}") as ledger:
-        before = [(n, type(e).__name__, e.originator_id, e.originator_version) for n, e in ledger.iter_events()]
+        before = log_rows(ledger)
     refused = cli(*common, "--start", "2024-01-01", "--append")
     assert refused.exit_code == 2
     assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("error: session.start: ")
@@ -120,7 +124,7 @@ def test_backtest_append_continues_a_run(tmp_path: Path) -> None:
     assert second.exit_code == 0, second.output
     total = json.loads(second.stdout)["events"]
     with Ledger.open(f"sqlite:///{db}") as ledger:
-        after = [(n, type(e).__name__, e.originator_id, e.originator_version) for n, e in ledger.iter_events()]
+        after = log_rows(ledger)
         sessions = [e.session_key for _n, e in ledger.iter_events() if type(e).__name__ == "SessionStarted"]
     # The first run's events stay as they were; the second run's follow them: total = first + second.
     assert after[: len(before)] == before and len(after) == total > len(before)
@@ -132,6 +136,7 @@ def test_backtest_append_continues_a_run(tmp_path: Path) -> None:
 def test_append_and_force_exclude_each_other(tmp_path: Path) -> None:
     result = cli("backtest", "--db", str(tmp_path / "bt.db"), "--report", str(tmp_path / "r"), "--append",
                  "--force")
-    assert result.exit_code == 2 and result.stderr == (
-        "error: --append and --force: give one of them (--force replaces the ledger, --append continues it)\n")
+    expected = ("error: --append and --force: give one of them "
+                "(--force replaces the ledger, --append continues it)")
+    assert result.exit_code == 2 and result.stderr == expected + "\n"
     assert not list(tmp_path.iterdir())
