@@ -137,7 +137,7 @@ def backtest(
         Path | None, typer.Option("--config", help="TOML config merged over the strategy's.")
     ] = None,
     db: Annotated[
-        str, typer.Option("--db", help="Fresh ledger: a path, sqlite:///path.db or postgresql://…")
+        str, typer.Option("--db", help="The ledger (fresh unless --append): a path, sqlite:///path.db or postgresql://…")
     ] = "backtest.db",
     days: Annotated[int | None, typer.Option(help="Length of the run in days (default 90).")] = None,
     start: Annotated[
