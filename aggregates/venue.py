@@ -17,7 +17,18 @@ from aggregates.errors import DuplicateError, InstructionError
 from aggregates.ids import venue_ledger_id
 from aggregates.snapshots import LedgerSnapshot
 from aggregates.transitions import State, next_state
-from aggregates.values import AMOUNT, BALANCE, INDEX, PRICE, RATE, SIGNED_AMOUNT, ZERO
+from aggregates.values import (
+    AMOUNT,
+    BALANCE,
+    INDEX,
+    PRICE,
+    RATE,
+    SIGNED_AMOUNT,
+    ZERO,
+    MarketType,
+    parse_instrument,
+    shown,
+)
 
 Fields = dict[str, Any]
 
@@ -525,9 +536,10 @@ class VenueLedger(Aggregate):
         effective_gas_price: int, gas_fee: Decimal, effects: list[dict[str, str]], ts: datetime,
         now: datetime | None = None,
     ) -> bool:
-        """Effects are keyed (instruction, tx hash, effect index) beside the block hash."""
-        key = f"tx:{tx_hash}:{block_hash}"
-        if key in self.keys and self.txs.get(tx_hash) == "confirmed":
+        """A transaction counts once, whatever block confirms it: its key is the tx hash, the block
+        hash is kept beside it on the event. Only a recorded reorg (which drops the key) lets a
+        later confirmation, in the new block, count again."""
+        if tx_key(tx_hash) in self.keys:
             return False
         BALANCE.require(gas_fee, "gas_fee")
         self._known(instruction_id)
@@ -687,7 +699,7 @@ class VenueLedger(Aggregate):
             "filled": {k: Decimal(v) for k, v in state["filled"].items()},
             "attempts": dict(state["attempts"]),
             "client_ids": dict(state["client_ids"]),
-            "keys": dict.fromkeys(state["keys"]),
+            "keys": _keys_of(state),
             "txs": dict(state["txs"]),
         }
 
@@ -696,8 +708,27 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def fill_key(market_type: str, instrument: str, trade_id: str) -> str:
-    """The idempotency key of a fill within its venue (SPEC §12.2)."""
-    return f"fill:{market_type}:{instrument}:{trade_id}"
+    """The idempotency key of a fill within its venue (SPEC §12.2), on the canonical ccxt symbol:
+    `ETHUSDT`, `ETH/USDT` and `eth/usdt` are one instrument, so one trade id is one fill."""
+    kind = next((k for k in MarketType if k.value == market_type), None)
+    try:
+        symbol = parse_instrument(instrument, kind).symbol
+    except InstructionError:
+        raise InstructionError("instrument", f"cannot read an instrument from {shown(instrument)}") from None
+    return f"fill:{market_type}:{symbol}:{trade_id}"
+
+
+def _keys_of(state: dict[str, Any]) -> dict[str, None]:
+    """A snapshot's keys; one taken when a confirmation's key held its block hash (`tx:HASH:BLOCK`)
+    is read with the hash-only key, so an old snapshot does not let a confirmation count twice."""
+    return dict.fromkeys(
+        tx_key(k.split(":")[1]) if k.startswith("tx:") and k.count(":") == 2 else k for k in state["keys"]
+    )
+
+
+def tx_key(tx_hash: str) -> str:
+    """The idempotency key of a transaction's confirmation: the hash alone, not the block."""
+    return f"tx:{tx_hash}"
 
 
 # ---- how each event changes the aggregate (pure, no guards: guards ran in the commands) ---------
@@ -750,7 +781,7 @@ def _tx(name: str, status: str) -> Any:
         _move(agg, e.instruction_id, name)
         agg.txs[e.tx_hash] = status
         if name == "TransactionConfirmed":
-            agg.keys[f"tx:{e.tx_hash}:{e.block_hash}"] = None
+            agg.keys[tx_key(e.tx_hash)] = None
     return apply
 
 
@@ -763,7 +794,7 @@ def _replaced(agg: VenueLedger, e: Any) -> None:
 def _reorged(agg: VenueLedger, e: Any) -> None:
     _move(agg, e.instruction_id, "TransactionReorged")
     agg.txs[e.tx_hash] = "reorged"
-    agg.keys.pop(f"tx:{e.tx_hash}:{e.old_block_hash}", None)
+    agg.keys.pop(tx_key(e.tx_hash), None)
 
 
 def _funding(agg: VenueLedger, e: Any) -> None:

@@ -137,7 +137,7 @@ def backtest(
         Path | None, typer.Option("--config", help="TOML config merged over the strategy's.")
     ] = None,
     db: Annotated[
-        str, typer.Option("--db", help="Fresh ledger: a path, sqlite:///path.db or postgresql://…")
+        str, typer.Option("--db", help="The ledger (fresh unless --append): a path, sqlite:///path.db or postgresql://…")
     ] = "backtest.db",
     days: Annotated[int | None, typer.Option(help="Length of the run in days (default 90).")] = None,
     start: Annotated[
@@ -169,6 +169,11 @@ def backtest(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing SQLite ledger at --db (never another file).")
     ] = False,
+    append: Annotated[
+        bool,
+        typer.Option("--append", help="Continue into the ledger at --db: the run starts from its balances, "
+                     "as a new session; the data window must start after its last event."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     wide: WideOption = False,
 ) -> None:
@@ -187,6 +192,9 @@ def backtest(
         raise fail(f"--capital: expected a positive amount, got {capital!r}") from None
     if fill not in ("error", "previous"):
         raise fail(f"--fill: expected error or previous, got {fill!r}")
+    if append and force:
+        raise fail("--append and --force: give one of them "
+                   "(--force replaces the ledger, --append continues it)")
     from ledger.backtest import build_config, load_for, max_days, merge, run_backtest, seed_overrides
     from ledger.config import load_config
     from ledger.engine import initial_balances
@@ -212,6 +220,8 @@ def backtest(
         except StrategyConfigError as e:
             raise fail(_param_error(e, given, config)) from None
         overrides = merge(seed_overrides(data), overrides)
+        if append:
+            overrides = merge(overrides, {"ledger": {"append": True}})
         spec = {
             "kind": _kind(data),
             "data_dir": str(data.resolve()) if data else None,

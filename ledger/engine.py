@@ -71,14 +71,26 @@ class EventDrivenStrategyEngine:
             synchronous=str(store.get("synchronous", "NORMAL" if backtest else "FULL")),
             snapshot_every=int(store.get("snapshot_every", 100_000 if backtest else 10_000)),
         )
-        if backtest and not store.get("append") and self.ledger.max_notification_id() > 0:
+        stored = self.ledger.max_notification_id()
+        if backtest and stored > 0 and not _flag(store, "append"):
+            self.ledger.close()
             raise LedgerError(
                 f"{self.ledger.url.redacted} already holds a ledger; a backtest writes a fresh one "
-                "(choose another database, or set ledger.append = true)"
+                "(choose another database, or set ledger.append = true: `ledger backtest --append`)"
             )
         self.projection = InMemoryProjection()
         self.position_monitor = PositionMonitor(self.projection, self.limits)
         self.start = cfg.session_start(self.config)
+        # An engine on a ledger that has events starts from them (the views as the log says, before its
+        # first command), whatever the mode: a restarted live engine, an appended backtest.
+        self.projection.catch_up(self.ledger)
+        last = self.projection.state.last_ts
+        if backtest and last is not None and self.start <= last:
+            self.ledger.close()
+            raise LedgerError(
+                f"session.start: {self.start.isoformat()} is not after the ledger's last event "
+                f"({last.isoformat()}); an appended backtest continues after it"
+            )
         recorded = cfg.canonical_json(cfg.recorded_config(self.config))  # the allow-list: no secret, no path
         digest = config_digest(recorded)
         session_cfg = cfg.session_table(self.config)
@@ -86,6 +98,8 @@ class EventDrivenStrategyEngine:
         if not backtest:  # every live run is a session of its own: its ids must not collide with the last
             default_key += "-" + _wall_clock().strftime("%Y%m%dT%H%M%S%f")
         self.session_key = str(session_cfg.get("key") or default_key)
+        if backtest and stored > 0:  # an appended run is a session of its own too: new instruction ids
+            self.session_key += f"-after-{stored}"
         live_clock = None if self.execution_mode == "backtest" else _wall_clock
         self.event_logger = EventRecorder(
             self.ledger,
@@ -98,8 +112,6 @@ class EventDrivenStrategyEngine:
             clock=live_clock,
             durable_replies=durable_replies,
         )
-        if not backtest:
-            self.projection.catch_up(self.ledger)  # a restarted live engine starts from what is stored
         self.event_logger.subscribe(self.projection.handle)
         self._borrow_cost = Decimal(0)
         self.event_logger.subscribe(self._watch_borrowing)
