@@ -54,47 +54,46 @@ def _view_errors() -> Iterator[None]:
         raise StoreError(f"cannot write the SQL views: {text}") from None
 
 
-class DecimalText(TypeDecorator[Decimal]):
-    """Exact Decimals: text on SQLite (its NUMERIC would round-trip through float), NUMERIC on
-    PostgreSQL (arbitrary precision, exact)."""
+class _Number(TypeDecorator[Any]):
+    """A Decimal column: NUMERIC on PostgreSQL (arbitrary precision, exact); on SQLite the subclass's
+    storage, written through `to_sqlite`. Read back as `read` gives it, the same on both stores."""
 
     impl = Text
     cache_ok = True
+    sqlite: Any = Text
+    to_sqlite: Any = str
+    read: Any = Decimal
 
     def load_dialect_impl(self, dialect: Any) -> Any:
         if dialect.name == "postgresql":
             return dialect.type_descriptor(Numeric(asdecimal=True))
-        return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(self.sqlite())
 
-    def process_bind_param(self, value: Decimal | None, dialect: Any) -> Decimal | str | None:
+    def process_bind_param(self, value: Decimal | None, dialect: Any) -> Any:
         if value is None:
             return None
-        return value if dialect.name == "postgresql" else str(value)
+        return value if dialect.name == "postgresql" else type(self).to_sqlite(value)
 
-    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
-        return None if value is None else Decimal(value)
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else type(self).read(value)
 
 
-class QueryNumber(TypeDecorator[Any]):
-    """The `<column>_num` copy of an exact column, for people's SQL (compare, order, sum): REAL on
-    SQLite, NUMERIC on PostgreSQL. Written from the exact Decimal, never read back into the state."""
+class DecimalText(_Number):
+    """Exact Decimals: text on SQLite (its NUMERIC would round-trip through float), NUMERIC on
+    PostgreSQL."""
 
-    impl = REAL
     cache_ok = True
 
-    def load_dialect_impl(self, dialect: Any) -> Any:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(asdecimal=True))
-        return dialect.type_descriptor(REAL())
 
-    def process_bind_param(self, value: Decimal | None, dialect: Any) -> Decimal | float | None:
-        if value is None:
-            return None
-        return value if dialect.name == "postgresql" else float(value)
+class QueryNumber(_Number):
+    """The `<column>_num` copy of an exact column, for people's SQL (compare, order, sum): REAL on
+    SQLite, NUMERIC on PostgreSQL. Written from the exact Decimal, never read back into the state;
+    read as float on both stores, so `audit verify` compares a PostgreSQL view with a rebuild."""
 
-    def process_result_value(self, value: Any, dialect: Any) -> float | None:
-        # One Python type on both stores, so `audit verify` compares a PostgreSQL view with a rebuild.
-        return None if value is None else float(value)
+    cache_ok = True
+    sqlite = REAL
+    to_sqlite = float
+    read = float
 
 
 NUM = "_num"

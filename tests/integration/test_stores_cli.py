@@ -79,7 +79,8 @@ def test_a_path_with_uri_characters_opens_that_very_file(demo: Path, tmp_path: P
     assert cli("demo", "--db", fresh).code == 0
     assert cli("rebuild", "--db", fresh).code == 0
     assert cli("audit", "verify", "--db", fresh).code == 0
-    assert rows(fresh, "SELECT COUNT(*) FROM view_balances") == [(6,)]  # 5 wallet balances and the AAVE supply row
+    # five wallet balances and the row of the AAVE supply
+    assert rows(fresh, "SELECT COUNT(*) FROM view_balances") == [(6,)]
     assert sorted(os.listdir(tmp_path)) == sorted([*before, fresh.name])
 
 
