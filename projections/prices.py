@@ -12,6 +12,7 @@ UNDERLYING = {
     "SETH": "ETH", "LSTETH": "ETH", "WBTC": "BTC",
 }
 ONE = Decimal(1)
+ZERO = Decimal(0)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -73,11 +74,13 @@ def stamp(ts: datetime, source: str) -> Decimal:
 def instrument_mark(marks: dict[str, Decimal], venue: str, base: str, market_type: str) -> Decimal | None:
     """The mark of a perpetual (`perp:VENUE:BASE`, kept by the folds as the winning observation among
     the venue's mark and perp prices, the base's USD price and fills) or of a spot asset (its USD price)."""
+    usd = marks.get(f"px:{base}")
     if market_type == "perp":
-        price = marks.get(f"perp:{venue}:{base}")
-        if price is not None:
+        key = f"perp:{venue}:{base}"
+        price = marks.get(key)
+        if price is not None and (usd is None or marks.get(f"at:{key}", ZERO) >= marks.get(f"at:px:{base}", ZERO)):
             return price
-    return marks.get(f"px:{base}")
+    return usd
 
 
 def rate(marks: dict[str, Decimal], asset: str) -> Decimal:
