@@ -347,8 +347,8 @@ def _spot_fill(state: LedgerState, venue: str, e: Any, inst: Instrument, notiona
     if sign < 0 and before > 0:
         sold = min(e.quantity, before)
         realised = MONEY.subtract(MONEY.multiply(value, MONEY.divide(sold, e.quantity)), removed)
-        _units(state, "realised", "USD", realised)
         _usd(state, "realised", realised)
+        _usd(state, f"realised:{inst.base}", realised)
 
 
 def _perp_fill(state: LedgerState, venue: str, e: Any, inst: Instrument) -> None:

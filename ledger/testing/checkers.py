@@ -33,7 +33,7 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
     and positions equal the projection's; (2) per asset, balances + supplied - borrowed + in transit
     equal deposits - withdrawals + adjustments + spot legs + perp realised + fees + funding + interest
     + gas + rewards + conversions + external + liquidations; (3) the P&L lines realised, fees,
-    funding, gas and interest equal their recorded flows; (4) every received or refunded transfer was
+    withdrawal fees, funding, gas, supply interest and borrow cost equal their recorded flows (in units); (4) every received or refunded transfer was
     sent, in the same asset and not for more; (5) no balance went below zero except through a perp fill
     or funding, and no AAVE book ever did. Returns the books; raises `InvariantError`."""
     ledger = _ledger(target)
@@ -73,7 +73,7 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
         f"asset {a}: held {x} but its flows add up to {y} ({books.flows.get(a)})"
         for a, x, y in _pairs(_nonzero(held), books.net_flows())
     ]
-    lines = ("realised", "fees", "funding", "gas", "interest")
+    lines = ("realised", "fees", "withdrawal_fees", "funding", "gas", "supply_interest", "borrow_cost")
     problems += _diff(
         "P&L line", _nonzero(books.pnl), _nonzero({k: v for k, v in state.pnl.items() if k[0] in lines})
     )
