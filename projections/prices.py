@@ -78,7 +78,8 @@ def instrument_mark(marks: dict[str, Decimal], venue: str, base: str, market_typ
     if market_type == "perp":
         key = f"perp:{venue}:{base}"
         price = marks.get(key)
-        if price is not None and (usd is None or marks.get(f"at:{key}", ZERO) >= marks.get(f"at:px:{base}", ZERO)):
+        newer = usd is None or marks.get(f"at:{key}", ZERO) >= marks.get(f"at:px:{base}", ZERO)
+        if price is not None and newer:
             return price
     return usd
 

@@ -32,8 +32,9 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
     It checks (1) balances per (venue, wallet, asset), AAVE supplied and borrowed, funds in transit
     and positions equal the projection's; (2) per asset, balances + supplied - borrowed + in transit
     equal deposits - withdrawals + adjustments + spot legs + perp realised + fees + funding + interest
-    + gas + rewards + conversions + external + liquidations; (3) the P&L lines realised, fees,
-    withdrawal fees, funding, gas, supply interest and borrow cost equal their recorded flows (in units); (4) every received or refunded transfer was
+    + gas + rewards + conversions + external + liquidations; (3) the P&L lines realised
+    (perps), fees, withdrawal fees, funding, gas, supply interest and borrow cost equal their recorded
+    flows (in units); (4) every received or refunded transfer was
     sent, in the same asset and not for more; (5) no balance went below zero except through a perp fill
     or funding, and no AAVE book ever did. Returns the books; raises `InvariantError`."""
     ledger = _ledger(target)

@@ -294,7 +294,7 @@ def test_backtest_keeps_recorded_balances_exact_and_rounds_derived_numbers(tmp_p
     expected = _bybit_usdt(tmp_path / "j.db")
     assert -expected.as_tuple().exponent > 12, expected  # else the run no longer tests the rule
     assert data["balances"]["bybit"]["USDT"] == format(expected, "f")
-    derived = [*data["pnl"].values(), *data["attribution"].values(), *data["exposure"].values(),
+    derived = [*data["pnl"].values(), *data["exposure"].values(),
                data["initial_equity"], data["final_equity"], data["apy"]]
     assert all(-D(v).as_tuple().exponent <= 12 for v in derived), derived
     assert any(-D(v).as_tuple().exponent == 12 for v in data["pnl"].values())  # rounding did happen
@@ -305,7 +305,7 @@ def test_backtest_keeps_recorded_balances_exact_and_rounds_derived_numbers(tmp_p
     for venue, assets in data["balances"].items():
         for asset, amount in assets.items():
             assert amount in words, (venue, asset, amount)
-    for value in (*data["pnl"].values(), *data["attribution"].values(), *data["exposure"].values()):
+    for value in (*data["pnl"].values(), *data["exposure"].values()):
         assert value in words, value
     for p in data["positions"]:
         assert {p["quantity"], p["avg_entry"], p["realised"], p["fees"]} <= set(words), p

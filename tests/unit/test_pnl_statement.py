@@ -136,7 +136,8 @@ def test_eth_bought_then_half_sent_on_chain_and_the_price_moves() -> None:
             T0 + 10 * timedelta(minutes=1))
     mid = desk.state()
     assert equity(mid) == D(10000) - 2 - 20 and reconciles(mid) == -22  # in transit: still held
-    desk.do("ethereum", "record_transfer_received", "x1", "binance", "0xa", "ETH", D(1), T0 + 30 * timedelta(minutes=1))
+    desk.do("ethereum", "record_transfer_received", "x1", "binance", "0xa", "ETH", D(1),
+            T0 + 30 * timedelta(minutes=1))
     desk.market(T0 + H, eth_usd_price=2200)
     s = desk.state()
     lines = pnl(s)
