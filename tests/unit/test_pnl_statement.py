@@ -6,18 +6,23 @@ tolerance) to the change in equity net of external flows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from decimal import localcontext
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from aggregates import VenueLedger
 from aggregates.session import Session
 from aggregates.values import MONEY
+from ledger import testing
 from ledger.engine import EventDrivenStrategyEngine, apy
 from projections import fold
+from projections.folds import apply
 from projections.reports import (
     RiskParameters,
     equity,
@@ -70,8 +75,9 @@ def reconciles(s: LedgerState) -> D:
     """The statement's total, checked against final - initial - external flows after the funding."""
     st = statement(s)
     lines = st["pnl"]
-    assert lines["total"] == sum((v for k, v in lines.items() if k != "total"), D(0))
-    assert lines["total"] == st["final_equity"] - st["external_flows"]
+    with localcontext(MONEY):  # 60 digits: every sum below is exact
+        assert lines["total"] == sum((v for k, v in lines.items() if k != "total"), D(0))
+        assert lines["total"] == st["final_equity"] - st["external_flows"]
     assert st["final_equity"] == equity(s)
     return lines["total"]
 
@@ -333,3 +339,36 @@ def test_apy_only_for_windows_of_seven_days_and_never_raises() -> None:
     assert apy(D(100), D(110), D(73)) == D("0.61051")
     assert apy(D(1), D("1e30"), D(7)) is None
     assert apy(D(0), D(1), D(30)) is None
+
+
+PROPERTY_CONFIG: dict[str, Any] = {
+    "execution_mode": "backtest", "ledger": {"url": "memory:", "views": False},
+    "initial_balances": {"binance": {"USDT": 100_000, "ETH": 5}, "bybit": {"USDT": 50_000},
+                         "okx": {"USDT": 50_000}, "ethereum": {"ETH": 10, "USDT": 10_000}},
+    "fees": {"binance": {"maker": "0.0002", "taker": "0.001"}, "bybit": {"taker": "0.00055"}},
+    "transfers": {"withdrawal_fees": {"binance": {"USDT": 1, "ETH": "0.0005"}}},
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(testing.steps(malformed=False))
+def test_the_statement_reconciles_after_every_event_of_random_runs(run: list[testing.Step]) -> None:
+    """Random instructions and price paths: after every event of the log (so at every hourly sample,
+    at any `--as-of`, and at the end) the lines add up exactly to the equity change net of external
+    flows, and each hourly sample is the equity of everything up to its hour."""
+    engine = EventDrivenStrategyEngine(PROPERTY_CONFIG)
+    try:
+        asyncio.run(testing.play(engine, run))
+        engine.event_logger.flush()
+        state = LedgerState()
+        at_hour: dict[str, D] = {}
+        for _nid, event in engine.ledger.iter_events():
+            due = state.equity_due
+            if due is not None and event.ts_event > due:
+                at_hour[due.isoformat()] = equity(state)
+            apply(state, event)
+            reconciles(state)
+        assert dict(state.equity) == at_hour
+        assert statement(state)["pnl"] == engine.summary()["pnl"]
+    finally:
+        engine.ledger.close()
