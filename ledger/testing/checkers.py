@@ -18,6 +18,7 @@ from ledger.testing.books import Books, _diff, _ledger, _nonzero, independent_bo
 from ledger.testing.common import ZERO, InvariantError
 from projections.folds import fold
 from projections.memory import InMemoryProjection
+from projections.reports import holdings
 from projections.state import LedgerState
 
 if TYPE_CHECKING:
@@ -60,16 +61,8 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
             if p.quantity or p.avg_entry or p.realised
         },
     )
-    held: dict[str, Decimal] = {}
     with localcontext(MONEY):
-        for (_v, _w, a), x in state.balances.items():
-            held[a] = held.get(a, ZERO) + x
-        for (_v, a), x in state.supplied.items():
-            held[a] = held.get(a, ZERO) + x
-        for (_v, a), x in state.borrowed.items():
-            held[a] = held.get(a, ZERO) - x
-        for t in state.transit.values():
-            held[t.asset] = held.get(t.asset, ZERO) + t.amount
+        held = holdings(state)
     problems += [
         f"asset {a}: held {x} but its flows add up to {y} ({books.flows.get(a)})"
         for a, x, y in _pairs(_nonzero(held), books.net_flows())

@@ -226,16 +226,21 @@ def aave(desk: Desk, iid: str, effects: list[dict[str, str]], gas: str, ts: date
             effects, ts)
 
 
-def test_aave_borrow_interest_with_the_price_moving() -> None:
-    """10 WETH + 1 ETH at 3000 (33,000). Supply 10 WETH, borrow 2 WETH (gas 0.001 ETH = 3 USD). ETH to
-    3100; 0.01 WETH interest accrues on the debt (-31). ETH to 3300. Revaluation: 10.999 net ETH units
-    * 100 + 10.989 * 200 = 3,297.7; equity 10.989 * 3300 = 36,263.7 = 33,000 - 3 - 31 + 3,297.7."""
+def aave_desk(borrow: list[dict[str, str]], gas: str) -> Desk:
+    """10 WETH and 1 ETH deposited at 3000; 10 WETH supplied with `borrow` in the same transaction."""
     desk = Desk()
     desk.do("ethereum", "record_deposit", "d1", "0xa", "WETH", D(10), T0)
     desk.do("ethereum", "record_deposit", "d2", "0xa", "ETH", D(1), T0)
     desk.market(T0, eth_usd_price=3000)
-    aave(desk, "s", [{"kind": "supplied", "asset": "WETH", "amount": "10"},
-                     {"kind": "borrowed", "asset": "WETH", "amount": "2"}], "0.001", T0)
+    aave(desk, "s", [{"kind": "supplied", "asset": "WETH", "amount": "10"}, *borrow], gas, T0)
+    return desk
+
+
+def test_aave_borrow_interest_with_the_price_moving() -> None:
+    """10 WETH + 1 ETH at 3000 (33,000). Supply 10 WETH, borrow 2 WETH (gas 0.001 ETH = 3 USD). ETH to
+    3100; 0.01 WETH interest accrues on the debt (-31). ETH to 3300. Revaluation: 10.999 net ETH units
+    * 100 + 10.989 * 200 = 3,297.7; equity 10.989 * 3300 = 36,263.7 = 33,000 - 3 - 31 + 3,297.7."""
+    desk = aave_desk([{"kind": "borrowed", "asset": "WETH", "amount": "2"}], "0.001")
     desk.market(T0 + 24 * H, eth_usd_price=3100)
     desk.do("ethereum", "record_interest", "i", "WETH", "borrowed", D("0.01"), D("1.005"), T0 + 24 * H)
     desk.market(T0 + 48 * H, eth_usd_price=3300)
@@ -301,12 +306,7 @@ def test_a_liquidation_loss() -> None:
     """10 WETH + 1 ETH at 3000 (33,000); supply 10 WETH, borrow 15,000 USDT. ETH to 2000 (11 ETH units:
     -11,000). A liquidator repays 7,500 USDT and takes 3.9375 WETH (3.75 + 5% bonus = 7,875 USD): loss
     -375. Equity 6.0625 * 2000 + 2000 + 7,500 net USDT = 21,625 = 33,000 - 11,000 - 375."""
-    desk = Desk()
-    desk.do("ethereum", "record_deposit", "d1", "0xa", "WETH", D(10), T0)
-    desk.do("ethereum", "record_deposit", "d2", "0xa", "ETH", D(1), T0)
-    desk.market(T0, eth_usd_price=3000)
-    aave(desk, "s", [{"kind": "supplied", "asset": "WETH", "amount": "10"},
-                     {"kind": "borrowed", "asset": "USDT", "amount": "15000"}], "0", T0)
+    desk = aave_desk([{"kind": "borrowed", "asset": "USDT", "amount": "15000"}], "0")
     desk.market(T0 + H, eth_usd_price=2000)
     aave(desk, "l", [{"kind": "liquidated", "asset": "USDT", "amount": "7500", "receipt_asset": "WETH",
                       "receipt_amount": "3.9375"}], "0", T0 + H)
