@@ -32,8 +32,8 @@ from ledger.strategies import create, recorded  # noqa: E402
 from ledger.strategies.seed_modes import MODES  # noqa: E402
 
 
-def pct(x: Decimal) -> str:
-    return f"{x * 100:.2f} %"
+def pct(x: Decimal | None) -> str:
+    return "—" if x is None else f"{x * 100:.2f} %"
 
 
 def usd(x: Decimal) -> str:

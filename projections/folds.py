@@ -35,6 +35,9 @@ def apply(state: LedgerState, event: Any) -> LedgerState:
         with localcontext(MONEY):
             _sample_equity(state)  # the hour that ended before this event, all its events folded
     handler = HANDLERS.get(name)
+    if name in ("InstructionAccepted", "InstructionRejected") and "funded" not in state.pnl_usd:
+        state.pnl_usd["funded"] = Decimal(1)  # the initial funding ends at the first instruction
+        state.dirty.add(("pnl_usd", "funded"))
     # The caller's decimal context is not ours to trust (ccxt changes the thread's context).
     with localcontext(MONEY):
         if handler is not None:
@@ -134,7 +137,7 @@ def _cost(state: LedgerState, asset: str, amount: Decimal, value: Decimal) -> De
 def _external(state: LedgerState, asset: str, amount: Decimal) -> None:
     """A deposit, withdrawal or adjustment: equity moves, P&L does not. Units without a price during
     the funding enter at the first mark of their asset; later ones enter through revaluation."""
-    funding = not state.orders
+    funding = "funded" not in state.pnl_usd
     price = usd_price(state.marks, asset)
     if price is None:
         if funding:
@@ -152,7 +155,7 @@ def _priced_pending(state: LedgerState) -> None:
     for (line, asset), amount in list(state.pnl.items()):
         if line == "pending" and amount and usd_price(state.marks, asset) is not None:
             _units(state, "pending", asset, -amount)
-            if not state.orders:
+            if "funded" not in state.pnl_usd:
                 _external(state, asset, amount)
 
 

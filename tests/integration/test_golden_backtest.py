@@ -145,5 +145,6 @@ def test_golden_totals(tmp_path: Path) -> None:
     assert s["final_equity"] == equity
     assert s["initial_equity"] == D(10000 + 5000 + 2000 + 3000)
     # the statement reconciles exactly: no flow after the funding, so its total is the equity change
-    assert pnl["total"] == s["final_equity"] - s["initial_equity"] and s["external_flows"] == s["initial_equity"]
+    assert pnl["total"] == s["final_equity"] - s["initial_equity"]
+    assert s["external_flows"] == s["initial_equity"]
     assert s["in_transit"] == {}
