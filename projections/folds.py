@@ -16,7 +16,7 @@ from aggregates.transitions import next_state
 from aggregates.values import MONEY, Instrument, parse_instrument
 from projections.prices import EPOCH, mark_keys, stamp, underlying, usd_price
 from projections.reports import equity, held
-from projections.state import ZERO, Fill, LedgerState, Order, Position, Transit
+from projections.state import EXACT, ZERO, Fill, LedgerState, Order, Position, Transit, exact_sum
 
 EQUITY_EVERY = timedelta(hours=1)
 Handler = Callable[[LedgerState, str, Any], None]
@@ -91,7 +91,7 @@ def _book(state: LedgerState, book: str, venue: str, wallet: str, asset: str, de
 
 
 def _usd(state: LedgerState, key: str, amount: Decimal) -> None:
-    state.pnl_usd[key] = MONEY.add(state.pnl_usd.get(key, ZERO), amount)
+    state.pnl_usd[key] = EXACT.add(state.pnl_usd.get(key, ZERO), amount)
     state.dirty.add(("pnl_usd", key))
 
 
@@ -485,15 +485,15 @@ def _effect_values(state: LedgerState, e: Any, deltas: list[Row]) -> list[Row]:
     else:
         out = sorted((a, v) for a, v in values.items() if v < 0)
         into = sorted((a, v) for a, v in values.items() if v > 0)
-        moved = -sum((v for _a, v in out), ZERO)
+        moved = -exact_sum(v for _a, v in out)
         if into and moved:
             rows += [("usd", "", a, "value", v) for a, v in out]
-            weight = sum((v for _a, v in into), ZERO)
+            weight = exact_sum(v for _a, v in into)
             left = moved
             for i, (asset, v) in enumerate(into):
                 share = left if i == len(into) - 1 else MONEY.multiply(moved, MONEY.divide(v, weight))
                 rows.append(("usd", "", asset, "value", share))
-                left -= share
+                left = EXACT.subtract(left, share)
     for asset, units in sorted(kept.items()):
         if units > 0:
             value = next((r[4] for r in rows if r[0] == "usd" and r[2] == asset), ZERO)

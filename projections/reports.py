@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from aggregates.values import MONEY, Instrument
 from aggregates.values import parse_instrument as _parse
 from projections.prices import instrument_mark, rate, underlying, usd_price
-from projections.state import ZERO, LedgerState
+from projections.state import EXACT, ZERO, LedgerState, exact_sum
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,7 +156,7 @@ def _value(state: LedgerState, asset: str, amount: Decimal) -> Decimal:
 def equity(state: LedgerState) -> Decimal:
     """USD value of everything held, lent and in transit, minus debt, plus perp unrealised P&L; holdings
     without a price are left out (`statement` lists them)."""
-    return sum(valuation(state)[0].values(), ZERO)
+    return exact_sum(valuation(state)[0].values())
 
 
 @_money
@@ -250,7 +250,7 @@ def revaluation(state: LedgerState) -> dict[str, Decimal]:
     else at the mark of its time). Summed, less realised trading, it is the revaluation line."""
     values, _unpriced = valuation(state)
     carried = {k[8:]: v for k, v in state.pnl_usd.items() if k.startswith("carried:")}
-    return {h: values.get(h, ZERO) - carried.get(h, ZERO)
+    return {h: EXACT.subtract(values.get(h, ZERO), carried.get(h, ZERO))
             for h in sorted(set(values) | set(carried)) if values.get(h, ZERO) != carried.get(h, ZERO)}
 
 
@@ -259,8 +259,8 @@ def pnl(state: LedgerState) -> dict[str, Decimal]:
     """The P&L statement in USD, a fold of events: its lines add up exactly to the change in equity net
     of external flows (deposits, withdrawals, adjustments at the marks of their time)."""
     lines = {line: state.pnl_usd.get(line, ZERO) for line in PNL_LINES}
-    lines["revaluation"] = sum(revaluation(state).values(), ZERO) - lines["realised"]
-    lines["total"] = sum((lines[k] for k in PNL_LINES), ZERO)
+    lines["revaluation"] = EXACT.subtract(exact_sum(revaluation(state).values()), lines["realised"])
+    lines["total"] = exact_sum(lines[k] for k in PNL_LINES)
     return lines
 
 
@@ -269,7 +269,7 @@ def statement(state: LedgerState) -> dict[str, Any]:
     """The statement with its reconciliation: initial equity (the funding), external flows, final
     equity, P&L lines, and what is held or was booked without a price (in its own units)."""
     values, unpriced = valuation(state)
-    final = sum(values.values(), ZERO)
+    final = exact_sum(values.values())
     external = state.pnl_usd.get("external", ZERO)
     booked = {f"{line[9:]} {asset}": x for (line, asset), x in sorted(state.pnl.items())
               if line.startswith("unpriced ") and x}

@@ -33,7 +33,7 @@ from projections.reports import (
     revaluation,
     statement,
 )
-from projections.state import LedgerState
+from projections.state import EXACT, LedgerState
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -75,7 +75,7 @@ def reconciles(s: LedgerState) -> D:
     """The statement's total, checked against final - initial - external flows after the funding."""
     st = statement(s)
     lines = st["pnl"]
-    with localcontext(MONEY):  # 60 digits: every sum below is exact
+    with localcontext(EXACT):  # room for every digit: no sum below rounds
         assert lines["total"] == sum((v for k, v in lines.items() if k != "total"), D(0))
         assert lines["total"] == st["final_equity"] - st["external_flows"]
     assert st["final_equity"] == equity(s)
