@@ -32,8 +32,8 @@ from ledger.strategies import create, recorded  # noqa: E402
 from ledger.strategies.seed_modes import MODES  # noqa: E402
 
 
-def pct(x: Decimal) -> str:
-    return f"{x * 100:.2f} %"
+def pct(x: Decimal | None) -> str:
+    return "—" if x is None else f"{x * 100:.2f} %"
 
 
 def usd(x: Decimal) -> str:
@@ -80,7 +80,7 @@ async def main(args: argparse.Namespace, modes: Sequence[type[Any]] = MODES) -> 
 
     start, end = args.start, args.end
     print("| mode | seed target | APY | max drawdown | supply interest | borrow cost | staking rewards | "
-          "funding | price | fees | gas |")
+          "funding | realised + revaluation | fees | gas |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     notes: dict[str, list[str]] = {}  # note -> the modes whose run wrote it
     for mode in modes:
@@ -99,10 +99,11 @@ async def main(args: argparse.Namespace, modes: Sequence[type[Any]] = MODES) -> 
                      title=f"Seed mode: {mode.name}")
         for note in result.summary["notes"]:  # the strategy's, then the data's (gaps, a capped window)
             notes.setdefault(str(note), []).append(mode.name)
-        a = result.summary["attribution"]
+        a = result.summary["pnl"]
         print(f"| `{mode.name}` | {pct(mode.target_apy)} | {pct(result.summary['apy'])} | "
               f"{pct(max_drawdown(result.equity))} | {usd(a['supply_interest'])} | {usd(a['borrow_cost'])} | "
-              f"{usd(a['staking_rewards'])} | {usd(a['funding'])} | {usd(a['price'])} | {usd(a['fees'])} | "
+              f"{usd(a['rewards'])} | {usd(a['funding'])} | {usd(a['realised'] + a['revaluation'])} | "
+              f"{usd(a['fees'])} | "
               f"{usd(a['gas'])} |")
     print()
     print("Notes:")

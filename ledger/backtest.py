@@ -29,6 +29,7 @@ from ledger.marketdata import (
     seed_root,
 )
 from ledger.strategies import Strategy, StrategyView
+from projections.reports import equity_series
 
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_DAYS = 90
@@ -246,5 +247,5 @@ async def run_backtest(
         data_source=data.source,
     )
     return BacktestResult(
-        summary, digest, list(engine.projection.state.equity), engine.exposure_series, engine.risk_series
+        summary, digest, equity_series(engine.projection.state), engine.exposure_series, engine.risk_series
     )

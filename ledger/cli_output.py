@@ -69,7 +69,7 @@ T = TypeVar("T")
 WIDE = 100_000  # the console width behind --wide: a row is never wrapped
 MIN_WIDTH = 40  # the narrowest output: a narrower terminal (COLUMNS=0 or 5) gets 40 columns
 TWELVE = Decimal("1e-12")
-DERIVED = ("exposure", "risk", "pnl", "equity", "initial_equity", "final_equity", "apy", "attribution")
+DERIVED = ("exposure", "risk", "pnl", "equity", "initial_equity", "final_equity", "external_flows", "apy")
 ABSENT = "—"
 
 DbOption = Annotated[str, typer.Option("--db", help="sqlite:///path.db, a path, or postgresql://…")]

@@ -31,7 +31,6 @@ from ledger.provider import DataProvider, describe
 from ledger.recorder import EventRecorder
 from projections import reports
 from projections.memory import InMemoryProjection
-from projections.prices import usd_price
 
 MARKS_EVERY = timedelta(hours=1)
 BACKTEST_BATCH = 2_000
@@ -113,8 +112,6 @@ class EventDrivenStrategyEngine:
             durable_replies=durable_replies,
         )
         self.event_logger.subscribe(self.projection.handle)
-        self._borrow_cost = Decimal(0)
-        self.event_logger.subscribe(self._watch_borrowing)
         self.event_logger.rebuild_views = self._rebuild_views
         self.event_logger.participate(self)
         self.execution_interfaces = ExecutionInterfaceFactory.create_all_interfaces(
@@ -130,7 +127,6 @@ class EventDrivenStrategyEngine:
         self._set_position_update_handler_on_interfaces()
         self.market: dict[str, Decimal] = {}
         self._marks_due: datetime | None = None
-        self.initial_equity: Decimal | None = None
         self.exposure_series: list[tuple[str, dict[str, Decimal]]] = []
         self.risk_series: list[tuple[str, dict[str, Decimal]]] = []  # health factor per venue, hourly
         self.closed = False
@@ -165,11 +161,10 @@ class EventDrivenStrategyEngine:
     # ---- units of work (ledger.recorder.unit) --------------------------------------------------------
 
     def save_state(self) -> tuple[Any, ...]:
-        return (self.market, self._marks_due, self.initial_equity, len(self.exposure_series),
-                len(self.risk_series))
+        return (self.market, self._marks_due, len(self.exposure_series), len(self.risk_series))
 
     def restore_state(self, saved: tuple[Any, ...]) -> None:
-        self.market, self._marks_due, self.initial_equity, exposures, risks = saved
+        self.market, self._marks_due, exposures, risks = saved
         del self.exposure_series[exposures:], self.risk_series[risks:]
         self._due_at = -1
 
@@ -177,10 +172,8 @@ class EventDrivenStrategyEngine:
         """The in-memory views again from the log alone, in log order (after a failed command): what
         is stored, then what waits in the write buffer."""
         self.projection.reset()
-        self._borrow_cost = Decimal(0)
         for pair in self.event_logger.committed():
             self.projection.handle([pair])
-            self._watch_borrowing([pair])
 
     def _data_reference(self) -> tuple[str, str]:
         """(source, content digest) for `SessionStarted`; data that cannot be loaded now is recorded as
@@ -252,8 +245,6 @@ class EventDrivenStrategyEngine:
         if self.market and (self._marks_due is None or when >= self._marks_due):
             self.event_logger.record_market(self.session, self.market, when)
             self._marks_due = when + MARKS_EVERY
-            if self.initial_equity is None:
-                self.initial_equity = self.position_monitor.equity()
             self.exposure_series.append((when.isoformat(), self.position_monitor.exposure()))
             risk = self.position_monitor.risk()
             self.risk_series.append((when.isoformat(), dict(risk["health_factor"])))  # type: ignore[call-overload]
@@ -283,7 +274,7 @@ class EventDrivenStrategyEngine:
         self, instruction: Mapping[str, Any], market_data: Mapping[str, Any] | None
     ) -> dict[str, Any]:
         market: Any = market_data if market_data is not None else self.market  # checked where received
-        if self.initial_equity is None and market:
+        if self._marks_due is None and market:
             self._observe_first(market)
         kind = text(instruction.get("venue_type"))  # plain text or None: a str subclass is never asked
         ins = dict(instruction)
@@ -306,7 +297,6 @@ class EventDrivenStrategyEngine:
             return  # the interface that receives it records the refusal
         self.event_logger.record_market(self.session, self.market, self.event_logger.now())
         self._marks_due = self.event_logger.now() + MARKS_EVERY
-        self.initial_equity = self.position_monitor.equity()
 
     async def execute_decision(
         self,
@@ -368,8 +358,10 @@ class EventDrivenStrategyEngine:
         for (venue, asset), amount in sorted(state.borrowed.items()):
             if amount:
                 per_venue.setdefault(venue, {})[f"{asset} (borrowed)"] = -amount
-        final = mon.equity()
-        initial = self.initial_equity if self.initial_equity is not None else final
+        statement = reports.statement(state)
+        final = statement["final_equity"]
+        initial = reports.initial_equity(state)
+        initial = initial if initial is not None else final
         days = Decimal((self.event_logger.now() - self.start).total_seconds()) / Decimal(86_400)
         return {
             "events": self.ledger.max_notification_id(),
@@ -380,48 +372,30 @@ class EventDrivenStrategyEngine:
             "positions": reports.positions(state),
             "exposure": mon.exposure(),
             "in_transit": reports.in_transit(state),
-            "pnl": mon.pnl(),
+            "pnl": statement["pnl"],
             "risk": mon.risk(),
             "initial_equity": initial,
+            "external_flows": statement["external_flows"],
             "final_equity": final,
             "apy": apy(initial, final, days),
-            "attribution": self.attribution(initial, final),
+            "unpriced": statement["unpriced"],
         }
 
-    def attribution(self, initial: Decimal, final: Decimal) -> dict[str, Decimal]:
-        """Equity change by source: AAVE supply interest and borrow cost apart, staking rewards, funding,
-        fees, gas, and price (the rest: spot and perp price moves, realised and unrealised)."""
-        lines = self.position_monitor.pnl()
-        borrow = self._borrow_cost
-        out = {
-            "supply_interest": lines["interest"] - borrow,
-            "borrow_cost": borrow,
-            "staking_rewards": lines["rewards"],
-            "funding": lines["funding"],
-            "fees": lines["fees"],
-            "gas": lines["gas"],
-        }
-        with localcontext(MONEY):
-            out["price"] = final - initial - sum(out.values(), Decimal(0))
-            out["total"] = final - initial
-        return out
 
-    def _watch_borrowing(self, pairs: Sequence[tuple[int | None, Any]]) -> None:
-        """Borrow interest in USD at the time it accrues (the P&L interest line nets it with supply)."""
-        for _nid, event in pairs:
-            if type(event).__name__ == "InterestAccrued" and event.side == "borrowed":
-                price = usd_price(self.projection.state.marks, event.asset) or Decimal(0)
-                with localcontext(MONEY):
-                    self._borrow_cost -= event.amount * price
+APY_MIN_DAYS = Decimal(7)
 
 
-def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal:
-    """Annualised growth, compounded: (final / initial) ^ (365 / days) - 1."""
-    if initial <= 0 or final <= 0 or days <= 0:
-        return Decimal(0)
-    with localcontext(MONEY) as ctx:
-        growth = final / initial
-        return (ctx.power(growth, Decimal(365) / days) - 1).quantize(Decimal("1e-12"))
+def apy(initial: Decimal, final: Decimal, days: Decimal) -> Decimal | None:
+    """Annualised growth, compounded: (final / initial) ^ (365 / days) - 1; None for windows shorter
+    than 7 days (annualising them says nothing) or when it cannot be computed. Never raises."""
+    if initial <= 0 or final <= 0 or days < APY_MIN_DAYS:
+        return None
+    try:
+        with localcontext(MONEY) as ctx:
+            growth = final / initial
+            return (ctx.power(growth, Decimal(365) / days) - 1).quantize(Decimal("1e-12"))
+    except ArithmeticError:
+        return None
 
 
 def _simulated_backends(interfaces: Any) -> list[Volatile]:

@@ -52,6 +52,8 @@ class PositionMonitor:
         canonical = _canonical(symbol)
         amount = cost = realised = unrealised = ZERO
         market_type = "perp" if ":" in canonical else "spot"
+        if market_type == "spot":
+            return self._spot(canonical, venue)
         with localcontext(MONEY):
             for (v, sym), p in sorted(self.state.positions.items()):
                 if (venue is not None and v != venue) or _canonical(sym) != canonical:
@@ -72,6 +74,20 @@ class PositionMonitor:
             "realized_pnl": realised,
             "market_type": market_type,
         }
+
+    def _spot(self, symbol: str, venue: str | None) -> dict[str, Any]:
+        """Spot is inventory: the base held (at `venue` or across the desk), at the desk's average cost."""
+        state = self.state
+        base = _instrument(symbol).base
+        with localcontext(MONEY):
+            amount = reports.position(state, symbol, venue)
+            pooled = reports.held(state, base)
+            entry = state.pnl_usd.get(f"cost:{base}", ZERO) / pooled if pooled > 0 else ZERO
+            price = usd_price(state.marks, base)
+            unrealised = amount * (price - entry) if price is not None and amount else ZERO
+        return {"symbol": symbol, "venue": venue, "amount": amount, "entry_price": entry,
+                "unrealized_pnl": unrealised, "realized_pnl": state.pnl_usd.get(f"realised:{base}", ZERO),
+                "market_type": "spot"}
 
     def positions(self, venue: str) -> list[dict[str, Any]]:
         return [

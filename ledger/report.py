@@ -29,6 +29,7 @@ from matplotlib.ticker import FuncFormatter
 from rich.console import Console, RenderableType
 
 from aggregates.errors import LedgerError
+from projections.reports import PNL_LINES
 
 _CTX = Context(prec=60, rounding=ROUND_HALF_EVEN)
 _STYLE: dict[Any, Any] = {
@@ -42,7 +43,7 @@ _STYLE: dict[Any, Any] = {
     "savefig.dpi": 110,
     "figure.facecolor": "white",
 }
-PNL_ORDER = ("realised", "unrealised", "fees", "funding", "gas", "interest", "rewards", "total")
+PNL_ORDER = (*PNL_LINES, "total")
 Series = Sequence[tuple[str, Decimal]]
 ExposureSeries = Sequence[tuple[str, dict[str, Decimal]]]
 
@@ -244,7 +245,7 @@ def _figures(summary: dict[str, Any], equity: Series | None) -> dict[str, str]:
         "initial equity (USD)": money(m["initial"]),
         "final equity (USD)": money(m["final"]),
         "return": percent(m["return"]),
-        "APY": percent(m["apy"]),
+        "APY (annualised)": percent(m["apy"]),
     }
     if "drawdown" in m:
         out["max drawdown"] = percent(m["drawdown"])
@@ -315,10 +316,9 @@ def _tables(summary: dict[str, Any], equity: Series | None, console: bool = Fals
                            pairs(summary.get("exposure"), money_ if console else quantity_)),
         "in_transit": _Table("In transit", ("asset", "amount"), pairs(summary.get("in_transit"))),
         "pnl": _Table("P&L by line (USD)", ("line", "USD"), [(k, money_(pnl[k])) for k in lines]),
-        "attribution": _Table(
-            "Equity change by source (USD)",
-            ("source", "USD"),
-            [(k.replace("_", " "), money_(v)) for k, v in (summary.get("attribution") or {}).items()],
+        "unpriced": _Table(
+            "Unpriced: held or booked without a USD price, left out of equity (own units)",
+            ("item", "amount"), pairs(summary.get("unpriced"), quantity_),
         ),
         "risk": _Table(
             "Risk",
@@ -345,7 +345,7 @@ def _parts(summary: dict[str, Any], equity: Series, notes: list[str]) -> list[_T
         _Block("Exposure over time", src="exposure.png"),
         *([t["in_transit"]] if t["in_transit"].rows else []),
         t["pnl"],
-        *([t["attribution"]] if t["attribution"].rows else []),
+        *([t["unpriced"]] if t["unpriced"].rows else []),
         t["risk"],
         _Block("Risk breaches", breaches or ["none"]),
         _Block("Notes", notes or ["none"]),
@@ -454,7 +454,7 @@ def summary_tables(summary: dict[str, Any], width: int = 80, wide: bool = False)
 
     out = []
     for key, spec in _tables(summary, None, console=True).items():
-        if key in ("params", "headline", "in_transit") or (key in ("risk", "attribution") and not spec.rows):
+        if key in ("params", "headline", "in_transit") or (key in ("risk", "unpriced") and not spec.rows):
             continue
         columns = [h if i < spec.left else Col(h, "num") for i, h in enumerate(spec.headers)]
         out.append(table(spec.title, columns, spec.rows, width=width, wide=wide))
@@ -471,7 +471,8 @@ def headline(summary: dict[str, Any], equity: Series | None = None) -> str:
     m = _measures(summary, equity)
     text = (
         f"{summary.get('strategy', 'run')}: equity {number(rounded(m['initial']))} -> "
-        f"{number(rounded(m['final']))} USD ({percent(m['return'], False)}), APY {percent(m['apy'], False)}"
+        f"{number(rounded(m['final']))} USD ({percent(m['return'], False)}), "
+        f"APY (annualised) {percent(m['apy'], False)}"
     )
     text += f", max drawdown {percent(m['drawdown'], False)}" if "drawdown" in m else ""
     counts = [f"{summary[k]} {k}" for k in ("events", "fills") if isinstance(summary.get(k), int)]

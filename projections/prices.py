@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 STABLE = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI"})
@@ -11,6 +12,8 @@ UNDERLYING = {
     "SETH": "ETH", "LSTETH": "ETH", "WBTC": "BTC",
 }
 ONE = Decimal(1)
+ZERO = Decimal(0)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def underlying(asset: str) -> str:
@@ -33,6 +36,8 @@ def mark_keys(key: str, value: Decimal) -> list[tuple[str, Decimal]]:
     parts = key[:-6].split("_")
     if len(parts) == 2 and parts[1] == "usd":
         return [(f"px:{parts[0].upper()}", value)]
+    if len(parts) == 4 and parts[2:] == ["perp", "mark"]:
+        return [(f"pmark:{parts[0]}:{parts[1].upper()}", value)]
     if len(parts) == 2 and parts[1] in ("spot", "perp"):
         return [(f"{parts[1]}:{parts[0]}:ETH", value)]
     if len(parts) == 3 and parts[2] in ("spot", "perp"):
@@ -55,10 +60,28 @@ def usd_price(marks: dict[str, Decimal], asset: str) -> Decimal | None:
     return price * marks.get(f"rate:{upper}", ONE)
 
 
+# Which observation of a price wins (README "Valuation"): the newest by timestamp; at equal times
+# the venue's mark price, then the venue's traded price, then `{base}_usd_price`, then a fill price.
+RANK = {"pmark": 4, "perp": 3, "spot": 3, "px": 2, "fill": 1}
+
+
+def stamp(ts: datetime, source: str) -> Decimal:
+    """An observation's (time, source) as one comparable number: microseconds * 10 + rank."""
+    micros = (ts - EPOCH) // timedelta(microseconds=1)
+    return Decimal(micros * 10 + RANK[source])
+
+
 def instrument_mark(marks: dict[str, Decimal], venue: str, base: str, market_type: str) -> Decimal | None:
-    kind = "perp" if market_type == "perp" else "spot"
-    price = marks.get(f"{kind}:{venue}:{base}")
-    return price if price is not None else marks.get(f"px:{base}")
+    """The mark of a perpetual (`perp:VENUE:BASE`, kept by the folds as the winning observation among
+    the venue's mark and perp prices, the base's USD price and fills) or of a spot asset (its USD price)."""
+    usd = marks.get(f"px:{base}")
+    if market_type == "perp":
+        key = f"perp:{venue}:{base}"
+        price = marks.get(key)
+        newer = usd is None or marks.get(f"at:{key}", ZERO) >= marks.get(f"at:px:{base}", ZERO)
+        if price is not None and newer:
+            return price
+    return usd
 
 
 def rate(marks: dict[str, Decimal], asset: str) -> Decimal:

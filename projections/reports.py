@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from aggregates.values import MONEY, Instrument
 from aggregates.values import parse_instrument as _parse
 from projections.prices import instrument_mark, rate, underlying, usd_price
-from projections.state import ZERO, LedgerState
+from projections.state import EXACT, ZERO, LedgerState, exact_sum
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,13 +70,68 @@ def in_transit(state: LedgerState) -> dict[str, Decimal]:
 
 @_money
 def position(state: LedgerState, instrument: str, venue: str | None = None) -> Decimal:
-    """Signed quantity in `instrument`, netted over venues unless one is named."""
-    canonical = parse_instrument(instrument).symbol
-    return sum(
+    """Signed quantity in `instrument`, netted over venues unless one is named: a perpetual's position,
+    or for a spot pair the base asset held (spot is inventory, never a short)."""
+    inst = parse_instrument(instrument)
+    canonical = inst.symbol
+    perp = sum(
         (p.quantity for (v, sym), p in state.positions.items()
          if parse_instrument(sym).symbol == canonical and (venue is None or v == venue)),
         ZERO,
     )
+    if perp or any(parse_instrument(sym).symbol == canonical for (_v, sym) in state.positions):
+        return perp
+    return sum((x for (v, _w, a), x in state.balances.items()
+                if a == inst.base and (venue is None or v == venue)), ZERO)
+
+
+def held(state: LedgerState, asset: str) -> Decimal:
+    """Units of `asset` the desk holds: every venue and wallet, lent out, in transit (debt not netted)."""
+    total = sum((x for (_v, _w, a), x in state.balances.items() if a == asset), ZERO)
+    total += sum((x for (_v, a), x in state.supplied.items() if a == asset), ZERO)
+    return total + sum((t.amount for t in state.transit.values() if t.asset == asset), ZERO)
+
+
+def holdings(state: LedgerState) -> dict[str, Decimal]:
+    """Net units per asset, pooled across the desk: held, lent and in transit, less debt."""
+    out: dict[str, Decimal] = {}
+    for (_v, _w, asset), amount in state.balances.items():
+        out[asset] = out.get(asset, ZERO) + amount
+    for (_v, asset), amount in state.supplied.items():
+        out[asset] = out.get(asset, ZERO) + amount
+    for (_v, asset), amount in state.borrowed.items():
+        out[asset] = out.get(asset, ZERO) - amount
+    for t in state.transit.values():
+        out[t.asset] = out.get(t.asset, ZERO) + t.amount
+    return out
+
+
+@_money
+def valuation(state: LedgerState) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(USD value per holding, unpriced units per asset): each asset pooled at its USD mark, each
+    perpetual as quantity * (mark - average entry) in its settlement asset. Equity is their sum."""
+    values: dict[str, Decimal] = {}
+    unpriced: dict[str, Decimal] = {}
+    for asset, units in sorted(holdings(state).items()):
+        if not units:
+            continue
+        price = usd_price(state.marks, asset)
+        if price is None:
+            unpriced[asset] = units
+        else:
+            values[asset] = MONEY.multiply(units, price)
+    for (venue, instrument), p in sorted(state.positions.items()):
+        if not p.quantity or p.market_type != "perp":
+            continue
+        inst = parse_instrument(instrument)
+        mark = instrument_mark(state.marks, venue, inst.base, "perp")
+        settle = usd_price(state.marks, inst.settle)
+        if mark is None or settle is None:
+            unpriced[f"{instrument} perp at {venue}"] = p.quantity
+            continue
+        pnl_units = MONEY.multiply(p.quantity, mark - p.avg_entry)
+        values[f"perp:{venue}:{instrument}"] = MONEY.multiply(pnl_units, settle)
+    return values, unpriced
 
 
 @_money
@@ -99,18 +154,9 @@ def _value(state: LedgerState, asset: str, amount: Decimal) -> Decimal:
 
 @_money
 def equity(state: LedgerState) -> Decimal:
-    """USD value of everything held, lent and in transit, minus debt, plus perp unrealised P&L."""
-    total = ZERO
-    for (_v, _w, asset), amount in sorted(state.balances.items()):
-        if amount:
-            total += _value(state, asset, amount)
-    for (_v, asset), amount in sorted(state.supplied.items()):
-        total += _value(state, asset, amount)
-    for (_v, asset), amount in sorted(state.borrowed.items()):
-        total -= _value(state, asset, amount)
-    for t in state.transit.values():
-        total += _value(state, t.asset, t.amount)
-    return total + unrealised(state, perp_only=True)
+    """USD value of everything held, lent and in transit, minus debt, plus perp unrealised P&L; holdings
+    without a price are left out (`statement` lists them)."""
+    return exact_sum(valuation(state)[0].values())
 
 
 @_money
@@ -194,16 +240,64 @@ def risk(state: LedgerState, params: RiskParameters | None = None,
     }
 
 
-PNL_LINES = ("realised", "unrealised", "fees", "funding", "gas", "interest", "rewards")
+PNL_LINES = ("realised", "revaluation", "funding", "supply_interest", "borrow_cost", "rewards", "fees",
+             "gas", "withdrawal_fees", "liquidation")
+
+
+@_money
+def revaluation(state: LedgerState) -> dict[str, Decimal]:
+    """Per holding: its market value now less what flowed into it (fills at their prices, everything
+    else at the mark of its time). Summed, less realised trading, it is the revaluation line."""
+    values, _unpriced = valuation(state)
+    carried = {k[8:]: v for k, v in state.pnl_usd.items() if k.startswith("carried:")}
+    return {h: EXACT.subtract(values.get(h, ZERO), carried.get(h, ZERO))
+            for h in sorted(set(values) | set(carried)) if values.get(h, ZERO) != carried.get(h, ZERO)}
 
 
 @_money
 def pnl(state: LedgerState) -> dict[str, Decimal]:
-    """P&L by line in USD (each valued at its event time; unrealised at the latest marks)."""
+    """The P&L statement in USD, a fold of events: its lines add up exactly to the change in equity net
+    of external flows (deposits, withdrawals, adjustments at the marks of their time)."""
     lines = {line: state.pnl_usd.get(line, ZERO) for line in PNL_LINES}
-    lines["unrealised"] = unrealised(state)
-    lines["total"] = sum((lines[k] for k in PNL_LINES), ZERO)
+    lines["revaluation"] = EXACT.subtract(exact_sum(revaluation(state).values()), lines["realised"])
+    lines["total"] = exact_sum(lines[k] for k in PNL_LINES)
     return lines
+
+
+@_money
+def statement(state: LedgerState) -> dict[str, Any]:
+    """The statement with its reconciliation: initial equity (the funding), external flows, final
+    equity, P&L lines, and what is held or was booked without a price (in its own units)."""
+    values, unpriced = valuation(state)
+    final = exact_sum(values.values())
+    external = state.pnl_usd.get("external", ZERO)
+    booked = {f"{line[9:]} {asset}": x for (line, asset), x in sorted(state.pnl.items())
+              if line.startswith("unpriced ") and x}
+    return {
+        "initial_equity": state.pnl_usd.get("initial", ZERO),
+        "external_flows": external,
+        "final_equity": final,
+        "pnl": pnl(state),
+        "unpriced": {**{f"held {k}": v for k, v in unpriced.items()}, **booked},
+    }
+
+
+def initial_equity(state: LedgerState) -> Decimal | None:
+    """Equity after the initial funding (external flows before the first instruction), from events."""
+    return state.pnl_usd.get("initial")
+
+
+@_money
+def equity_series(state: LedgerState) -> list[tuple[str, Decimal]]:
+    """The hourly samples, starting at the funded equity and ending at the equity now."""
+    series = list(state.equity)
+    initial = initial_equity(state)
+    if initial is not None and state.last_ts is not None:
+        first = series[0][0] if series else state.last_ts.isoformat()
+        series.insert(0, (first, initial))
+    if state.last_ts is not None and state.marks:
+        series.append((state.last_ts.isoformat(), equity(state)))
+    return series
 
 
 @_money

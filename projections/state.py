@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from uuid import UUID
 
 ZERO = Decimal(0)
+# The statement's sums: room for every digit of 60-digit amounts of any realistic size, so that adding
+# them never rounds and the lines add up exactly to the change in equity.
+EXACT = Context(prec=400, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
+
+
+def exact_sum(values: object) -> Decimal:
+    total = ZERO
+    for value in values:  # type: ignore[attr-defined]
+        total = EXACT.add(total, value)
+    return total
 
 
 @dataclass(slots=True)

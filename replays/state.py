@@ -37,7 +37,7 @@ from projections.folds import apply
 from projections.state import LedgerState as LedgerState
 from projections.state import Order, Position, Transit
 
-FORMAT = "replay-states/1"  # of the cache file and of `encode_state`; another value is rebuilt
+FORMAT = "replay-states/2"  # of the cache file and of `encode_state`; another value is rebuilt
 DEFAULT_EVERY = 2_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -186,7 +186,10 @@ class Books:
         elif name == "InterestAccrued":
             book = "supplied" if e.side == "supplied" else "borrowed"
             self._book(book, venue, "", e.asset, e.amount, "interest", where)
-            self._line("interest", e.asset, e.amount if book == "supplied" else -e.amount)
+            if book == "supplied":
+                self._line("supply_interest", e.asset, e.amount)
+            else:
+                self._line("borrow_cost", e.asset, -e.amount)
         elif name == "RewardAccrued":
             self._book("balance", venue, e.wallet, e.asset, e.amount, "rewards", where)
         elif name == "TransactionConfirmed":
@@ -212,11 +215,10 @@ class Books:
             sign = 1 if e.side == "buy" else -1
             self._book("balance", venue, e.wallet, inst.base, sign * e.quantity, "trades", where)
             self._book("balance", venue, e.wallet, inst.quote, -sign * e.quantity * e.price, "trades", where)
-        gain = self._position(venue, e.instrument, e.side, e.quantity, e.price)
-        if gain:
+        gain = self._position(venue, e.instrument, e.side, e.quantity, e.price) if perp else ZERO
+        if gain:  # spot is inventory (realised against the desk's average cost, in USD): no position
             self._line("realised", inst.settle, gain)
-            if perp:
-                self._book("balance", venue, e.wallet, inst.settle, gain, "realised", where, True)
+            self._book("balance", venue, e.wallet, inst.settle, gain, "realised", where, True)
         if e.fee:
             self._book("balance", venue, e.wallet, e.fee_asset, -e.fee, "fees", where, perp)
             self._line("fees", e.fee_asset, -e.fee)
@@ -247,7 +249,7 @@ class Books:
             self._book("balance", venue, e.from_wallet, e.asset, -e.amount, "transit", where)
             if e.fee:
                 self._book("balance", venue, e.from_wallet, e.asset, -e.fee, "fees", where)
-                self._line("fees", e.asset, -e.fee)
+                self._line("withdrawal_fees", e.asset, -e.fee)
             self.transit[e.transfer_id] = (venue, e.from_wallet, e.asset, e.amount)
             self._sent_fees[e.transfer_id] = e.fee
             self._flow(e.asset, "transit", e.amount)
@@ -278,7 +280,7 @@ class Books:
                 self._book("balance", source, wallet, asset, amount, "transit", where)
             if e.refunded > amount:  # the withdrawal fee came back as well
                 self._book("balance", source, wallet, asset, e.refunded - amount, "fees", where)
-                self._line("fees", asset, e.refunded - amount)
+                self._line("withdrawal_fees", asset, e.refunded - amount)
 
 
 def independent_books(ledger: Ledger) -> Books:

@@ -18,6 +18,7 @@ from ledger.testing.books import Books, _diff, _ledger, _nonzero, independent_bo
 from ledger.testing.common import ZERO, InvariantError
 from projections.folds import fold
 from projections.memory import InMemoryProjection
+from projections.reports import holdings
 from projections.state import LedgerState
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
     It checks (1) balances per (venue, wallet, asset), AAVE supplied and borrowed, funds in transit
     and positions equal the projection's; (2) per asset, balances + supplied - borrowed + in transit
     equal deposits - withdrawals + adjustments + spot legs + perp realised + fees + funding + interest
-    + gas + rewards + conversions + external + liquidations; (3) the P&L lines realised, fees,
-    funding, gas and interest equal their recorded flows; (4) every received or refunded transfer was
+    + gas + rewards + conversions + external + liquidations; (3) the P&L lines realised
+    (perps), fees, withdrawal fees, funding, gas, supply interest and borrow cost equal their recorded
+    flows (in units); (4) every received or refunded transfer was
     sent, in the same asset and not for more; (5) no balance went below zero except through a perp fill
     or funding, and no AAVE book ever did. Returns the books; raises `InvariantError`."""
     ledger = _ledger(target)
@@ -59,21 +61,13 @@ def check_conservation(target: EventDrivenStrategyEngine | Ledger, state: Ledger
             if p.quantity or p.avg_entry or p.realised
         },
     )
-    held: dict[str, Decimal] = {}
     with localcontext(MONEY):
-        for (_v, _w, a), x in state.balances.items():
-            held[a] = held.get(a, ZERO) + x
-        for (_v, a), x in state.supplied.items():
-            held[a] = held.get(a, ZERO) + x
-        for (_v, a), x in state.borrowed.items():
-            held[a] = held.get(a, ZERO) - x
-        for t in state.transit.values():
-            held[t.asset] = held.get(t.asset, ZERO) + t.amount
+        held = holdings(state)
     problems += [
         f"asset {a}: held {x} but its flows add up to {y} ({books.flows.get(a)})"
         for a, x, y in _pairs(_nonzero(held), books.net_flows())
     ]
-    lines = ("realised", "fees", "funding", "gas", "interest")
+    lines = ("realised", "fees", "withdrawal_fees", "funding", "gas", "supply_interest", "borrow_cost")
     problems += _diff(
         "P&L line", _nonzero(books.pnl), _nonzero({k: v for k, v in state.pnl.items() if k[0] in lines})
     )

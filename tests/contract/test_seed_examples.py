@@ -197,7 +197,9 @@ async def test_update_handler_runs_after_every_append(engine: EventDrivenStrateg
     assert seen[1]["exposure"]["ETH"] == D(7)
     assert seen[2]["exposure"]["ETH"] == D(7) - D("0.00301")
     assert seen[1]["risk"]["margin_use"]["bybit"] > 0
-    assert set(seen[3]["pnl"]) >= {"realised", "unrealised", "fees", "funding", "gas", "interest", "rewards"}
+    assert set(seen[3]["pnl"]) >= {
+        "realised", "revaluation", "fees", "funding", "gas", "supply_interest", "borrow_cost", "rewards",
+        "withdrawal_fees", "liquidation", "total"}
 
 
 async def test_balance_sums_and_position_nets_over_venues(engine: EventDrivenStrategyEngine) -> None:

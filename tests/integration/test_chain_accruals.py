@@ -100,7 +100,7 @@ async def test_interest_accrued_is_recorded_once_and_books_equal_the_chain(
     assert len(desk.events("InterestAccrued")) == len(before) + 2
     assert len(desk.events()) - count <= 1  # at most the engine's own market observation
 
-    attribution = desk.engine.summary()["attribution"]
+    attribution = desk.engine.summary()["pnl"]
     assert attribution["supply_interest"] == accrued["supplied"]  # USDT at 1 USD; WETH earned nothing
     assert attribution["borrow_cost"] == -accrued["borrowed"]
     _checks(desk)
@@ -140,7 +140,7 @@ async def test_staking_value_is_observed_from_the_rate_and_books_the_rewards_lin
     await chain.set_staking_rate(1_300_000_000_000_000_000)
     await _advance(desk)
     assert monitor.pnl()["rewards"] == D(3000)
-    assert desk.engine.summary()["attribution"]["staking_rewards"] == D(3000)
+    assert desk.engine.summary()["pnl"]["rewards"] == D(3000)
     assert desk.engine.projection.state.pnl[("rewards", "ETH")] == D(1)
 
     staking = chain.w3.eth.contract(address=chain.market.stketh, abi=abi.STAKED_ETHER)

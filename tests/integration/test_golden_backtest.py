@@ -122,11 +122,13 @@ def test_golden_totals(tmp_path: Path) -> None:
     assert s["balances"]["bybit"] == {"USDT": D(5000) - perp_fee + funding}
     assert s["balances"]["ethereum"] == {"ETH": D(1) - gas_eth + D("0.5"), "USDT (supplied)": supplied}
     pnl = s["pnl"]
-    assert pnl["fees"] == -(spot_fee + perp_fee + D("0.001") * D(3000))
+    assert pnl["fees"] == -(spot_fee + perp_fee)
+    assert pnl["withdrawal_fees"] == -D("0.001") * D(3000)
     assert pnl["gas"] == -gas_eth * D(3000)
     assert pnl["funding"] == funding
-    assert pnl["interest"] == interest
-    assert s["positions"][1]["quantity"] == D(-1) and s["positions"][1]["avg_entry"] == D("3008.495")
+    assert pnl["supply_interest"] == interest
+    assert len(s["positions"]) == 1  # spot is inventory (the balances), never a position
+    assert s["positions"][0]["quantity"] == D(-1) and s["positions"][0]["avg_entry"] == D("3008.495")
     unrealised_perp = D(-1) * (PERP[-1] - D("3008.495"))
     equity = (
         D(10000)
@@ -142,4 +144,7 @@ def test_golden_totals(tmp_path: Path) -> None:
     )
     assert s["final_equity"] == equity
     assert s["initial_equity"] == D(10000 + 5000 + 2000 + 3000)
+    # the statement reconciles exactly: no flow after the funding, so its total is the equity change
+    assert pnl["total"] == s["final_equity"] - s["initial_equity"]
+    assert s["external_flows"] == s["initial_equity"]
     assert s["in_transit"] == {}

@@ -104,7 +104,7 @@ def test_pure_lending_equity_is_the_usdt_index_growth_minus_gas(lending: tuple[B
         gas_eth = D(55_000 + 250_000) * _gas_gwei("2024-06-01T00:00:00Z") / D(10) ** 9
         assert s["balances"]["ethereum"]["ETH"] == D("0.01") - gas_eth
         reserve = (D("0.01") - gas_eth) * _last_eth_price(db)
-        assert abs(s["pnl"]["interest"] - (supplied - D(100_000))) < D("1e-9")
+        assert abs(s["pnl"]["supply_interest"] - (supplied - D(100_000))) < D("1e-9")
         assert abs(s["final_equity"] - (supplied + reserve)) < D("1e-9")
         assert abs(s["balances"]["ethereum"]["USDT (supplied)"] - supplied) < D("1e-9")
     # The index growth is 7.55 % APY (compounded over the 9 days), as the seed's gate states.
@@ -264,7 +264,7 @@ def test_pure_lending_needs_no_binance_spot(tmp_path: Path) -> None:
     assert any("Aave WETH/USD oracle" in note for note in summary["notes"])
     with localcontext(MONEY):
         interest = D(100_000) * (usdt_index(end) / usdt_index(start) - 1)
-    assert abs(summary["pnl"]["interest"] - interest) < D("1e-9")
+    assert abs(summary["pnl"]["supply_interest"] - interest) < D("1e-9")
     # The whole 2024-06-01 → 2025-08-01 window loads as it is (fill="error"), where Binance ETH spot lacks
     # 508 hours; running it takes about 8 s, so only the loading is repeated here.
     year = load_for(create("pure_lending"), data_dir=ROOT, seed=0, start=JUNE,

@@ -70,7 +70,8 @@ def test_markdown_has_digest_pnl_lines_and_exact_decimal_numbers(tmp_path: Path)
         assert f"| {line} | {amount} |" in md
     for text in ("| binance | USDT | 49,000.50 |", "| binance | ETH | 0.02 |", "| USD | 99,000.00 |",
                  "| initial equity (USD) | 100,000.00 |", "| final equity (USD) | 101,234.50 |",
-                 "| return | 1.23% |", "| APY | 3.42% |", "| max drawdown | 1.49% |", "| aave | 1.8523 | — |",
+                 "| return | 1.23% |", "| APY (annualised) | 3.42% |",
+                 "| max drawdown | 1.49% |", "| aave | 1.8523 | — |",
                  "| binance | — | 15.30% |", "- health factor aave 1.0500 < 1.1", "| USDT | 500.00 |"):
         assert text in md
 
@@ -142,7 +143,7 @@ def test_render_console_prints_headline_and_tables() -> None:
     # The headline is console text: equity by the CLI's one number rule (positional, no separators, as
     # recorded here: 100000 and 101234.5), percentages with 2 decimals: return 1234.5 / 100000 = 1.2345%,
     # max drawdown 1500 / 100500 = 1.4925...%; counts plain.
-    assert ("eth-basis: equity 100000 -> 101234.5 USD (1.23%), APY 3.42%, max drawdown 1.49%, "
+    assert ("eth-basis: equity 100000 -> 101234.5 USD (1.23%), APY (annualised) 3.42%, max drawdown 1.49%, "
             "1200 events, 14 fills") in out
     # The console tables follow the CLI's one rule (ledger.cli_output.number): amounts exact, positional,
     # without separators; derived numbers to 12 decimals. The report page keeps money and quantity.
@@ -210,7 +211,7 @@ def test_headline_prints_equity_as_the_tables_do_and_never_separates_thousands()
                "final_equity": D("2469134.24691357802500001"), "events": 12345, "fills": 1000}
     # final / initial - 1 = 1.0000000000000000000000...: a 100.00% return; APY 12.5 = 1250.00%.
     assert headline(summary) == ("s: equity 1234567.123456789012 -> 2469134.246913578025 USD (100.00%), "
-                                 "APY 1250.00%, 12345 events, 1000 fills")
+                                 "APY (annualised) 1250.00%, 12345 events, 1000 fills")
 
 
 def test_render_console_keeps_a_huge_equity_exact_and_the_digest_on_one_line() -> None:

@@ -207,7 +207,8 @@ async def test_aave_interest_follows_the_index_ratio(make: Any) -> None:
     accrued = [(e.asset, e.side, e.amount) for e in events(engine, "InterestAccrued")]
     assert accrued == [("USDT", "borrowed", D(10)), ("WETH", "supplied", D("0.02")),
                        ("WETH", "supplied", D("0.0202"))]
-    assert monitor.pnl()["interest"] == (D("0.02") + D("0.0202")) * 3000 - 10
+    assert monitor.pnl()["supply_interest"] == (D("0.02") + D("0.0202")) * 3000
+    assert monitor.pnl()["borrow_cost"] == -10
 
 
 async def test_interest_does_not_accrue_while_nothing_is_supplied(make: Any) -> None:
@@ -270,7 +271,7 @@ async def test_transfer_withdrawal_fee_and_route_delay(make: Any) -> None:
     await engine.advance_to(T0 + timedelta(minutes=10), ETH)
     assert monitor.balance("USDT", "bybit") == D(1_001_000)
     assert in_transit(engine.projection.state) == {}
-    assert monitor.pnl()["fees"] == -1
+    assert monitor.pnl()["withdrawal_fees"] == -1 and monitor.pnl()["fees"] == 0
 
 
 async def test_transfer_default_delay_is_thirty_minutes(make: Any) -> None:
