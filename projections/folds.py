@@ -46,11 +46,11 @@ def apply(state: LedgerState, event: Any) -> LedgerState:
     if ts is not None and (state.last_ts is None or ts > state.last_ts):
         state.last_ts = ts
     if ts is not None and state.marks and (state.equity_due is None or ts > state.equity_due):
-        state.equity_due = _hour_end(ts)
+        state.equity_due = hour_end(ts)
     return state
 
 
-def _hour_end(ts: datetime) -> datetime:
+def hour_end(ts: datetime) -> datetime:
     """The end of the hour `ts` falls in; an event exactly on the hour belongs to the hour it ends."""
     base = EPOCH + ((ts - EPOCH) // EQUITY_EVERY) * EQUITY_EVERY
     return base if base == ts else base + EQUITY_EVERY

@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator
 from aggregates.errors import StoreError
 from aggregates.values import MONEY
 from projections import reports
-from projections.folds import apply
+from projections.folds import apply, hour_end
 from projections.prices import instrument_mark, usd_price
 from projections.state import ZERO, Fill, LedgerState, Order, Position, Transit
 
@@ -448,6 +448,8 @@ class SQLProjection:
         self._written = _derived(state)  # what the tables hold: they were written from this state
         state.events, state.fills_count = tracked.events, tracked.fills_count
         state.last_ts = datetime.fromisoformat(tracked.last_ts) if tracked.last_ts else None
+        if state.marks and state.last_ts is not None:  # the hour still open: its sample is taken when
+            state.equity_due = hour_end(state.last_ts)  # the next hour's first event comes, as in a fold
         return state, int(tracked.notification_id)
 
     def fills(self) -> list[dict[str, Any]]:

@@ -131,3 +131,25 @@ def test_failed_sql_commit_is_not_applied_twice_on_retry(tmp_path: Any,
     rebuilt = fold(e for _, e in ledger.iter_events())
     assert view.state.comparable() == rebuilt.comparable()
     assert SQLProjection.for_ledger(ledger).state.comparable() == rebuilt.comparable()
+
+
+def test_a_sql_view_restarted_at_the_end_of_an_hour_keeps_that_hours_sample(tmp_path: Any) -> None:
+    """Equity is sampled when the next hour's first event comes: a view stopped just before it
+    (the last event of an hour) and resumed must still take that sample (it was lost: the open hour
+    was not restored from the tables, and an appended run's `audit verify` found a row missing)."""
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'h.db'}", create=True)
+    write_scenario(ledger)
+    pairs = list(ledger.iter_events())
+    times = [getattr(e, "ts_event", None) for _n, e in pairs]
+    ends = [pairs[i][0] for i in range(len(pairs) - 1)
+            if times[i] and times[i + 1] and times[i + 1].hour != times[i].hour][:4]
+    assert ends
+    rebuilt = fold(e for _, e in pairs)
+    for stop in ends:
+        first = SQLProjection(f"sqlite:///{tmp_path / f'views-{stop}.db'}")
+        first.run(ledger, stop=stop)
+        first.close()
+        resumed = SQLProjection(f"sqlite:///{tmp_path / f'views-{stop}.db'}")
+        resumed.run(ledger)
+        assert resumed.state.equity == rebuilt.equity, stop
+        resumed.close()
