@@ -335,8 +335,7 @@ class Ledger(Application[UUID]):
         command left events applied in memory that were never stored)."""
         if self.session is not None:
             stored = self._get(self.session.id, "the active session is not in the store")
-            vars(self.session).clear()
-            vars(self.session).update(vars(stored))
+            replace_in_place(self.session, stored)
 
     def end_session(self, reason: str, ts: datetime) -> None:
         """Checkpoint every stream head, then end the active session."""
@@ -383,9 +382,8 @@ class Ledger(Application[UUID]):
             self.save(session)
         except LedgerError:
             self._cp_to, self._cp_chain = previous
-            stored = self._get(session.id, "the active session is not in the store")
-            vars(session).clear()  # in place: not ahead of the log for whoever holds it
-            vars(session).update(vars(stored))
+            # in place: not ahead of the log for whoever holds it
+            replace_in_place(session, self._get(session.id, "the active session is not in the store"))
             raise
         finally:
             self.session = active
@@ -457,6 +455,13 @@ class Ledger(Application[UUID]):
 
     def stored_digest(self, state: bytes) -> str:
         return split_state(self.codec.plaintext(state))[1]
+
+
+def replace_in_place(aggregate: Any, stored: Any) -> None:
+    """Make `aggregate` the `stored` one, keeping its identity: whoever holds it sees the stored state
+    (after a failed command left events applied in memory that were never stored)."""
+    vars(aggregate).clear()
+    vars(aggregate).update(vars(stored))
 
 
 def config_digest(text: str) -> str:

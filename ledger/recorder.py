@@ -41,7 +41,7 @@ from aggregates.errors import CommandError, DuplicateError, InstructionError, Le
 from aggregates.ids import instruction_id
 from aggregates.session import Session
 from aggregates.venue import VenueLedger
-from ledger.app import Ledger
+from ledger.app import Ledger, replace_in_place
 
 Listener = Callable[[Sequence[tuple[int | None, Any]]], None]
 log = logging.getLogger("ledger")
@@ -267,13 +267,11 @@ class EventRecorder:
                 if fresh is None:
                     del self._aggregates[name]
                     continue
-                vars(agg).clear()
-                vars(agg).update(vars(fresh))
+                replace_in_place(agg, fresh)
             session = self.ledger.session
             if session is not None:
                 fresh = self._with_buffered(self.ledger.get_session(self.session_key), session.id)
-                vars(session).clear()
-                vars(session).update(vars(fresh))
+                replace_in_place(session, fresh)
             self._reload = False
         if self._stale_views:
             self._stale_views = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -26,23 +27,29 @@ def underlying(asset: str) -> str:
 def mark_keys(key: str, value: Decimal) -> list[tuple[str, Decimal]]:
     """Translate one market-data key into mark entries: `px:ASSET` in USD, `perp:VENUE:BASE`,
     `spot:VENUE:BASE`, and `rate:ASSET` (units of underlying per token)."""
+    return [(name, value) for name in mark_names(key)]
+
+
+@functools.lru_cache(maxsize=4096)  # a handful of keys, asked at every observation: parsed once
+def mark_names(key: str) -> tuple[str, ...]:
+    """The mark entries one market-data key feeds (see `mark_keys`)."""
     if key.endswith("_rate"):
         parts = key[:-5].split("_")
         if len(parts) == 2 and parts[1] in ("eth", "btc", "usd"):
-            return [(f"rate:{parts[0].upper()}", value)]
-        return []
+            return (f"rate:{parts[0].upper()}",)
+        return ()
     if not key.endswith("_price"):
-        return []
+        return ()
     parts = key[:-6].split("_")
     if len(parts) == 2 and parts[1] == "usd":
-        return [(f"px:{parts[0].upper()}", value)]
+        return (f"px:{parts[0].upper()}",)
     if len(parts) == 4 and parts[2:] == ["perp", "mark"]:
-        return [(f"pmark:{parts[0]}:{parts[1].upper()}", value)]
+        return (f"pmark:{parts[0]}:{parts[1].upper()}",)
     if len(parts) == 2 and parts[1] in ("spot", "perp"):
-        return [(f"{parts[1]}:{parts[0]}:ETH", value)]
+        return (f"{parts[1]}:{parts[0]}:ETH",)
     if len(parts) == 3 and parts[2] in ("spot", "perp"):
-        return [(f"{parts[2]}:{parts[0]}:{parts[1].upper()}", value)]
-    return []
+        return (f"{parts[2]}:{parts[0]}:{parts[1].upper()}",)
+    return ()
 
 
 def usd_price(marks: dict[str, Decimal], asset: str) -> Decimal | None:
